@@ -1,0 +1,18 @@
+"""lmmformula: Bayesian mixed models from lme4-style formulas, sampled with Stan."""
+
+__version__ = "0.1.0"
+
+from .errors import DataError, FormulaError  # noqa: E402
+from .families import Family, get_family  # noqa: E402
+from .model import Model, make_stancode, make_standata  # noqa: E402
+
+__all__ = [
+    "DataError",
+    "Family",
+    "FormulaError",
+    "Model",
+    "get_family",
+    "make_stancode",
+    "make_standata",
+    "__version__",
+]

@@ -1,0 +1,147 @@
+"""Stage 3: render the Stan program from the Jinja templates, and build its data."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from . import __version__
+from .design import Design, GroupBlock
+from .priors import PriorData
+
+
+@dataclass(frozen=True)
+class BlockCode:
+    """What the templates need to know about one group-level block."""
+
+    index: int
+    template: str
+    parameterization: str
+    correlated: bool
+    has_center_map: bool
+    center: str
+    factor: str
+    sources: str
+    columns: str
+
+
+def templates_dir() -> Path:
+    """The templates: inside the installed package, or top-level in a source checkout."""
+    installed = resources.files("lmmformula") / "templates"
+    if installed.is_dir():
+        return Path(str(installed))
+    return Path(__file__).resolve().parent.parent / "templates"
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates_dir()),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+def used_priors(design: Design, priors: dict[str, PriorData]) -> list[PriorData]:
+    """The priors that appear in the program, in a fixed order."""
+    spec = design.spec
+    wanted = {
+        "Intercept": spec.has_intercept,
+        "b": bool(spec.fixed_columns),
+        "sigma": spec.family.has_sigma,
+        "sd": bool(spec.blocks),
+        "cor": any(block.correlated for block in spec.blocks),
+    }
+    return [priors[name] for name, use in wanted.items() if use and not priors[name].is_flat]
+
+
+def render_code(design: Design, parameterizations: tuple[str, ...], priors: dict[str, PriorData]) -> str:
+    """The Stan program for ``design``; data sizes and prior numbers stay in the data."""
+    spec = design.spec
+    coefficients = _coefficients_expression(spec.has_intercept, bool(spec.fixed_columns))
+    blocks = [
+        _block_code(i, block, parameterization, coefficients)
+        for i, (block, parameterization) in enumerate(zip(spec.blocks, parameterizations), start=1)
+    ]
+    code = _environment().get_template("model.stan.j2").render(
+        version=__version__,
+        formula=spec.formula.formula,
+        family=spec.family,
+        has_intercept=spec.has_intercept,
+        has_slopes=bool(spec.fixed_columns),
+        design_matrix="Xc" if spec.has_intercept else "X",
+        n_coefficients=_count_expression(spec.has_intercept, bool(spec.fixed_columns)),
+        blocks=blocks,
+        correlated_blocks=[block for block in blocks if block.correlated],
+        priors=used_priors(design, priors),
+        prior_for=priors,
+    )
+    return re.sub(r"\n\s*\n", "\n", code).strip() + "\n"
+
+
+def build_data(design: Design, parameterizations: tuple[str, ...], priors: dict[str, PriorData]) -> dict:
+    """The Stan data matching :func:`render_code`."""
+    spec = design.spec
+    data: dict = {"N": design.n, "Y": design.response.y}
+    if design.response.trials is not None:
+        data["trials"] = design.response.trials
+    if spec.fixed_columns:
+        data["K"] = len(spec.fixed_columns)
+        data["X"] = design.X
+    for i, (block, Z, J, parameterization) in enumerate(
+        zip(spec.blocks, design.Z, design.J, parameterizations), start=1
+    ):
+        data[f"N_{i}"] = len(block.factor.levels)
+        data[f"M_{i}"] = len(block.columns)
+        data[f"J_{i}"] = J
+        data[f"Z_{i}"] = Z
+        if parameterization == "centered" and spec.coefficient_names:
+            data[f"F_{i}"] = center_map(block, spec.coefficient_names)
+    for prior in used_priors(design, priors):
+        data.update(prior.stan_data())
+    return data
+
+
+def center_map(block: GroupBlock, coefficients: tuple[str, ...]) -> np.ndarray:
+    """0/1 matrix: row m picks the population-level coefficient of the block's column m."""
+    return np.array(
+        [[float(column == name) for name in coefficients] for column in block.columns]
+    ).reshape(len(block.columns), len(coefficients))
+
+
+def _block_code(index: int, block: GroupBlock, parameterization: str, coefficients: str | None) -> BlockCode:
+    centered = parameterization == "centered"
+    kind = "correlated" if block.correlated else "uncorrelated"
+    return BlockCode(
+        index=index,
+        template=f"group/{parameterization}_{kind}.stan.j2",
+        parameterization=parameterization,
+        correlated=block.correlated,
+        has_center_map=centered and coefficients is not None,
+        center=f"F_{index} * {coefficients}" if coefficients else f"rep_vector(0.0, M_{index})",
+        factor=block.factor.name,
+        sources=" + ".join(block.sources),
+        columns=", ".join(block.columns),
+    )
+
+
+def _coefficients_expression(has_intercept: bool, has_slopes: bool) -> str | None:
+    """All population-level coefficients as one Stan vector, intercept first."""
+    if has_intercept and has_slopes:
+        return "append_row(b_Intercept, b)"
+    if has_intercept:
+        return "rep_vector(b_Intercept, 1)"
+    return "b" if has_slopes else None
+
+
+def _count_expression(has_intercept: bool, has_slopes: bool) -> str:
+    return {(True, True): "K + 1", (True, False): "1", (False, True): "K"}.get(
+        (has_intercept, has_slopes), "0"
+    )

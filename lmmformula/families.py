@@ -1,0 +1,116 @@
+"""Response families: link, Stan likelihood template, response checks and default priors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import DataError
+
+
+@dataclass(frozen=True)
+class Family:
+    """A response distribution with its (canonical) link.
+
+    ``template`` names the Jinja template under ``templates/families/`` that declares the
+    response, the family's own parameters and the likelihood.
+    """
+
+    name: str
+    link: str
+    has_sigma: bool
+    integer_response: bool
+    uses_trials: bool = False
+
+    @property
+    def template(self) -> str:
+        return f"families/{self.name}.stan.j2"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.link} link)"
+
+
+GAUSSIAN = Family("gaussian", "identity", has_sigma=True, integer_response=False)
+BERNOULLI = Family("bernoulli", "logit", has_sigma=False, integer_response=True)
+POISSON = Family("poisson", "log", has_sigma=False, integer_response=True)
+BINOMIAL = Family("binomial", "logit", has_sigma=False, integer_response=True, uses_trials=True)
+
+FAMILIES = {family.name: family for family in (GAUSSIAN, BERNOULLI, POISSON, BINOMIAL)}
+
+
+def get_family(family: str | Family) -> Family:
+    """Look a family up by name (case-insensitive) or pass a Family through."""
+    if isinstance(family, Family):
+        return family
+    if isinstance(family, str) and family.lower() in FAMILIES:
+        return FAMILIES[family.lower()]
+    raise DataError(
+        f"family={family!r} is not supported; choose one of {', '.join(sorted(FAMILIES))}"
+    )
+
+
+@dataclass(frozen=True)
+class Response:
+    """The response as Stan needs it: ``y`` and, for binomial, the number of trials."""
+
+    y: np.ndarray
+    trials: np.ndarray | None = None
+
+
+def make_response(family: Family, columns: dict[str, np.ndarray]) -> Response:
+    """Check the evaluated response expressions against the family and build the response.
+
+    ``columns`` maps each response expression (one, or two for ``cbind``) to its values.
+    """
+    names = list(columns)
+    if len(names) == 2:
+        return _binomial_from_cbind(family, names, columns)
+    name, values = names[0], columns[names[0]]
+    if family is BINOMIAL:
+        if not _is_binary(values):
+            raise DataError(
+                f"response {name!r}: the binomial family needs 'cbind(successes, failures) ~ ...' "
+                "or a 0/1 response"
+            )
+        binary = values.astype(np.int64)
+        return Response(y=binary, trials=np.ones_like(binary))
+    if family is BERNOULLI:
+        if not _is_binary(values):
+            found = np.unique(values)[:5]
+            raise DataError(
+                f"response {name!r}: the bernoulli family needs values 0 and 1 (or a column with "
+                f"two levels); found {found.tolist()}"
+            )
+        return Response(y=values.astype(np.int64))
+    if family is POISSON:
+        return Response(y=_counts(name, values, "poisson"))
+    return Response(y=values.astype(float))
+
+
+def _binomial_from_cbind(family: Family, names: list[str], columns: dict) -> Response:
+    if family is not BINOMIAL:
+        raise DataError(
+            f"cbind({', '.join(names)}) is a binomial response; pass family='binomial'"
+        )
+    successes = _counts(names[0], columns[names[0]], "binomial")
+    failures = _counts(names[1], columns[names[1]], "binomial")
+    return Response(y=successes, trials=successes + failures)
+
+
+def _is_binary(values: np.ndarray) -> bool:
+    return bool(np.isin(values, (0, 1)).all())
+
+
+def _counts(name: str, values: np.ndarray, family: str) -> np.ndarray:
+    if (values < 0).any():
+        raise DataError(
+            f"response {name!r} has negative values ({values[values < 0][:3].tolist()}); "
+            f"the {family} family needs counts >= 0"
+        )
+    if (np.round(values) != values).any():
+        bad = values[np.round(values) != values][:3].tolist()
+        raise DataError(
+            f"response {name!r} has non-integer values ({bad}); the {family} family needs counts"
+        )
+    return values.astype(np.int64)

@@ -1,0 +1,207 @@
+"""Stage 1: parse an lme4-style formula into a :class:`FormulaSpec`.
+
+The fixed part is left to formulaic; this module only splits it off and parses the
+group-level bars ``(expr | group)`` and ``(expr || group)`` with lme4's semantics:
+``(e | a/b)`` is ``(e | a) + (e | a:b)``, and ``||`` drops the correlations.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import FormulaError
+
+_NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
+_CBIND = re.compile(r"^cbind\s*\((.*)\)$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class GroupTerm:
+    """One group-level term ``(expr | factors)`` after expanding ``/``.
+
+    ``factors`` holds the column names whose interaction is the grouping factor
+    (one name for ``g``, several for ``a:b``).
+    """
+
+    expr: str
+    factors: tuple[str, ...]
+    correlated: bool
+    source: str
+
+    @property
+    def group(self) -> str:
+        """The grouping factor as lme4 writes it, e.g. ``a:b``."""
+        return ":".join(self.factors)
+
+
+@dataclass(frozen=True)
+class FormulaSpec:
+    """A parsed formula: response, fixed part (formulaic syntax) and group terms."""
+
+    formula: str
+    response: tuple[str, ...]  # one expression, or (successes, failures) for cbind
+    fixed: str
+    group_terms: tuple[GroupTerm, ...]
+
+    @property
+    def is_cbind(self) -> bool:
+        return len(self.response) == 2
+
+
+def parse_formula(formula: str) -> FormulaSpec:
+    """Parse ``formula`` into a :class:`FormulaSpec`, raising FormulaError on bad syntax."""
+    if not isinstance(formula, str) or not formula.strip():
+        raise FormulaError("formula must be a non-empty string such as 'y ~ x + (x | group)'")
+    text = " ".join(formula.split())
+    _check_balanced(text)
+    tilde = _top_level_positions(text, "~")
+    if len(tilde) != 1:
+        raise FormulaError(
+            f"formula {text!r} must contain exactly one '~' separating response and predictors"
+        )
+    lhs, rhs = text[: tilde[0]].strip(), text[tilde[0] + 1 :].strip()
+    if not lhs:
+        raise FormulaError(f"formula {text!r} has no response on the left of '~'")
+    if not rhs:
+        raise FormulaError(f"formula {text!r} has nothing on the right of '~'; use '~ 1'")
+    fixed, bars = _split_bars(rhs)
+    terms = tuple(term for bar in bars for term in _expand_bar(bar))
+    return FormulaSpec(formula=text, response=_parse_response(lhs), fixed=fixed, group_terms=terms)
+
+
+def _check_balanced(text: str) -> None:
+    depth = 0
+    for pos, char in enumerate(text):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth < 0:
+                raise FormulaError(
+                    f"unbalanced parentheses in {text!r}: ')' at position {pos} has no matching '('"
+                )
+    if depth:
+        raise FormulaError(f"unbalanced parentheses in {text!r}: {depth} '(' never closed")
+
+
+def _top_level_positions(text: str, char: str) -> list[int]:
+    depth, found = 0, []
+    for pos, c in enumerate(text):
+        depth += (c == "(") - (c == ")")
+        if c == char and depth == 0:
+            found.append(pos)
+    return found
+
+
+def _closing_paren(text: str, start: int) -> int:
+    depth = 0
+    for pos in range(start, len(text)):
+        depth += (text[pos] == "(") - (text[pos] == ")")
+        if depth == 0:
+            return pos
+    raise FormulaError(f"unbalanced parentheses in {text!r}")  # pragma: no cover - checked before
+
+
+def _split_bars(rhs: str) -> tuple[str, list[str]]:
+    """Remove the ``( ... | ... )`` terms from the right-hand side.
+
+    A bar term is a parenthesis at the top level that is not a function call and holds
+    a ``|`` at its own top level. Returns the remaining fixed part and the bar contents.
+    """
+    fixed_parts: list[str] = []
+    bars: list[str] = []
+    pos = 0
+    last = 0
+    while pos < len(rhs):
+        char = rhs[pos]
+        if char == "(":
+            end = _closing_paren(rhs, pos)
+            before = rhs[:pos].rstrip()
+            is_call = bool(before) and (before[-1].isalnum() or before[-1] in "_.)")
+            inner = rhs[pos + 1 : end]
+            if not is_call and _top_level_positions(inner, "|"):
+                operator = before[-1:] if before else ""
+                if operator == "-":
+                    raise FormulaError(
+                        f"group-level term '({inner.strip()})' cannot be removed with '-'; "
+                        "leave it out of the formula instead"
+                    )
+                if operator not in ("", "+"):
+                    raise FormulaError(
+                        f"group-level term '({inner.strip()})' must be added with '+', "
+                        f"not combined with {operator!r}"
+                    )
+                fixed_parts.append(before[last:].rstrip("+ ") if operator else rhs[last:pos])
+                bars.append(inner.strip())
+                last = end + 1
+            pos = end + 1
+            continue
+        if char == "|":
+            raise FormulaError(
+                f"'|' outside parentheses in {rhs!r}: write group-level terms as '(x | group)'"
+            )
+        pos += 1
+    fixed_parts.append(rhs[last:])
+    fixed = " ".join(part.strip() for part in fixed_parts if part.strip())
+    fixed = re.sub(r"^\+\s*", "", fixed).strip()
+    return (fixed or "1"), bars
+
+
+def _expand_bar(bar: str) -> list[GroupTerm]:
+    bar_positions = _top_level_positions(bar, "|")
+    double = len(bar_positions) == 2 and bar_positions[1] == bar_positions[0] + 1
+    if len(bar_positions) > 2 or (len(bar_positions) == 2 and not double):
+        raise FormulaError(f"group-level term '({bar})' has more than one bar; use '|' or '||' once")
+    cut = bar_positions[0]
+    expr = bar[:cut].strip()
+    group_spec = bar[cut + (2 if double else 1) :].strip()
+    if not expr:
+        raise FormulaError(
+            f"group-level term '({bar})' has nothing left of the bar; use '(1 | group)' "
+            "for a group-level intercept"
+        )
+    if not group_spec:
+        raise FormulaError(
+            f"group-level term '({bar})' has no grouping factor right of the bar, e.g. '({expr} | group)'"
+        )
+    return [
+        GroupTerm(expr=expr, factors=factors, correlated=not double, source=f"({bar})")
+        for factors in _expand_nesting(group_spec, bar)
+    ]
+
+
+def _expand_nesting(group_spec: str, bar: str) -> list[tuple[str, ...]]:
+    """``a/b/c`` -> [(a,), (a, b), (a, b, c)]; ``a:b`` -> [(a, b)]."""
+    levels = [part.strip() for part in group_spec.split("/")]
+    expanded: list[tuple[str, ...]] = []
+    prefix: tuple[str, ...] = ()
+    for level in levels:
+        names = tuple(name.strip() for name in level.split(":"))
+        for name in names:
+            if not _NAME.match(name):
+                raise FormulaError(
+                    f"grouping factor {name!r} in '({bar})' is not a column name; the right of a "
+                    "bar takes column names joined by ':' (interaction) or '/' (nesting)"
+                )
+        prefix = prefix + names
+        expanded.append(prefix)
+    return expanded
+
+
+def _parse_response(lhs: str) -> tuple[str, ...]:
+    match = _CBIND.match(lhs)
+    if not match:
+        return (lhs,)
+    parts = [part.strip() for part in _split_top_level_commas(match.group(1))]
+    if len(parts) != 2 or not all(parts):
+        raise FormulaError(
+            f"response {lhs!r}: cbind takes two arguments, cbind(successes, failures)"
+        )
+    return tuple(parts)
+
+
+def _split_top_level_commas(text: str) -> list[str]:
+    cuts = _top_level_positions(text, ",")
+    bounds = [-1, *cuts, len(text)]
+    return [text[a + 1 : b] for a, b in zip(bounds, bounds[1:])]

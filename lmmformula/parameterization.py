@@ -1,0 +1,105 @@
+"""Choose, per group-level block, the centered or the non-centered parameterization.
+
+The rule behind ``parameterization="auto"`` (see docs/parameterization.md): a group's
+coefficients can be sampled centered on the population-level ones when the group's own
+rows pin them down better than the population distribution does, i.e. when the sampling
+variance of a group's coefficient is smaller than the between-group variance ``sd**2``.
+Both come from cheap moment estimates: a pooled GLM fit of the fixed part, per-group
+weighted least squares of its working residuals on the block's columns, and the spread
+of those per-group estimates. The block is centered when the median group is data-rich
+for every column; otherwise (few rows per group, small sd: the funnel) it is non-centered.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .design import Design
+from .families import GAUSSIAN, POISSON, Family
+
+PARAMETERIZATIONS = ("auto", "centered", "noncentered")
+
+
+def choose_parameterizations(design: Design, requested: str) -> tuple[str, ...]:
+    """One of "centered" / "noncentered" per block of ``design``."""
+    if requested not in PARAMETERIZATIONS:
+        raise ValueError(
+            f"parameterization={requested!r} is not one of {', '.join(map(repr, PARAMETERIZATIONS))}"
+        )
+    if requested != "auto":
+        return (requested,) * len(design.Z)
+    if not design.Z:
+        return ()
+    weights, residuals = _working_residuals(design)
+    gaussian = design.spec.family is GAUSSIAN
+    return tuple(
+        "centered" if min(information_ratios(Z, J, weights, residuals, gaussian)) > 1 else "noncentered"
+        for Z, J in zip(design.Z, design.J)
+    )
+
+
+def information_ratios(
+    Z: np.ndarray, J: np.ndarray, weights: np.ndarray, residuals: np.ndarray, gaussian: bool
+) -> np.ndarray:
+    """Per column: between-group variance over the median group's sampling variance."""
+    n_groups, n_columns = int(J.max()), Z.shape[1]
+    index = J - 1
+    A = np.zeros((n_groups, n_columns, n_columns))
+    np.add.at(A, index, weights[:, None, None] * Z[:, :, None] * Z[:, None, :])
+    c = np.zeros((n_groups, n_columns))
+    np.add.at(c, index, (weights * residuals)[:, None] * Z)
+    rows = np.bincount(index, minlength=n_groups)
+    valid = rows > n_columns
+    valid[valid] = np.linalg.cond(A[valid]) < 1e10
+    if valid.sum() < 2:
+        return np.zeros(n_columns)
+    inverse = np.linalg.inv(A[valid])
+    estimates = np.einsum("gij,gj->gi", inverse, c[valid])
+    dispersion = 1.0
+    if gaussian:
+        weighted_ss = np.bincount(index, weights * residuals**2, minlength=n_groups)[valid]
+        rss = weighted_ss - np.einsum("gi,gi->g", c[valid], estimates)
+        dispersion = max(rss.sum() / (rows[valid] - n_columns).sum(), 1e-12)
+    sampling = dispersion * np.einsum("gii->gi", inverse)
+    between = np.maximum(estimates.var(axis=0) - sampling.mean(axis=0), 0.0)
+    all_sampling = np.full((n_groups, n_columns), np.inf)
+    all_sampling[valid] = sampling
+    return between / np.median(all_sampling, axis=0)
+
+
+def _working_residuals(design: Design) -> tuple[np.ndarray, np.ndarray]:
+    """IRLS fit of the fixed part alone: its working weights and working residuals."""
+    family: Family = design.spec.family
+    X = design.X
+    if design.spec.has_intercept:
+        X = np.column_stack([np.ones(design.n), X])
+    y = design.response.y.astype(float)
+    trials = design.response.trials
+    n = trials.astype(float) if trials is not None else np.ones_like(y)
+    if family is GAUSSIAN:
+        beta = np.linalg.lstsq(X, y, rcond=None)[0] if X.shape[1] else np.zeros(0)
+        eta = X @ beta if X.shape[1] else np.zeros_like(y)
+        return np.ones_like(y), y - eta
+    if family is POISSON:
+        eta = np.log(y + 0.5)
+    else:
+        eta = np.log((y + 0.5) / (n - y + 0.5))
+    for _ in range(25):
+        mean, weights = _mean_and_weights(family, eta, n)
+        working = eta + (y - mean) / weights
+        if not X.shape[1]:
+            eta = np.zeros_like(y)
+            break
+        root = np.sqrt(weights)
+        beta = np.linalg.lstsq(X * root[:, None], working * root, rcond=None)[0]
+        eta = X @ beta
+    mean, weights = _mean_and_weights(family, eta, n)
+    return weights, (y - mean) / weights
+
+
+def _mean_and_weights(family: Family, eta: np.ndarray, n: np.ndarray):
+    if family is POISSON:
+        mean = np.exp(np.clip(eta, -30, 30))
+        return mean, np.maximum(mean, 1e-8)
+    p = 1 / (1 + np.exp(-np.clip(eta, -30, 30)))
+    return n * p, np.maximum(n * p * (1 - p), 1e-8)
