@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 
+from .datasets import load_dataset  # noqa: E402
 from .errors import DataError, FormulaError  # noqa: E402
 from .families import Family, get_family  # noqa: E402
 from .model import Model, make_stancode, make_standata  # noqa: E402
@@ -12,6 +13,7 @@ __all__ = [
     "FormulaError",
     "Model",
     "get_family",
+    "load_dataset",
     "make_stancode",
     "make_standata",
     "__version__",

@@ -70,18 +70,22 @@ def render_code(design: Design, parameterizations: tuple[str, ...], priors: dict
         _block_code(i, block, parameterization, coefficients)
         for i, (block, parameterization) in enumerate(zip(spec.blocks, parameterizations), start=1)
     ]
-    code = _environment().get_template("model.stan.j2").render(
-        version=__version__,
-        formula=spec.formula.formula,
-        family=spec.family,
-        has_intercept=spec.has_intercept,
-        has_slopes=bool(spec.fixed_columns),
-        design_matrix="Xc" if spec.has_intercept else "X",
-        n_coefficients=_count_expression(spec.has_intercept, bool(spec.fixed_columns)),
-        blocks=blocks,
-        correlated_blocks=[block for block in blocks if block.correlated],
-        priors=used_priors(design, priors),
-        prior_for=priors,
+    code = (
+        _environment()
+        .get_template("model.stan.j2")
+        .render(
+            version=__version__,
+            formula=spec.formula.formula,
+            family=spec.family,
+            has_intercept=spec.has_intercept,
+            has_slopes=bool(spec.fixed_columns),
+            design_matrix="Xc" if spec.has_intercept else "X",
+            n_coefficients=_count_expression(spec.has_intercept, bool(spec.fixed_columns)),
+            blocks=blocks,
+            correlated_blocks=[block for block in blocks if block.correlated],
+            priors=used_priors(design, priors),
+            prior_for=priors,
+        )
     )
     return re.sub(r"\n\s*\n", "\n", code).strip() + "\n"
 
@@ -111,9 +115,9 @@ def build_data(design: Design, parameterizations: tuple[str, ...], priors: dict[
 
 def center_map(block: GroupBlock, coefficients: tuple[str, ...]) -> np.ndarray:
     """0/1 matrix: row m picks the population-level coefficient of the block's column m."""
-    return np.array(
-        [[float(column == name) for name in coefficients] for column in block.columns]
-    ).reshape(len(block.columns), len(coefficients))
+    return np.array([[float(column == name) for name in coefficients] for column in block.columns]).reshape(
+        len(block.columns), len(coefficients)
+    )
 
 
 def _block_code(index: int, block: GroupBlock, parameterization: str, coefficients: str | None) -> BlockCode:

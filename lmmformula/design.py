@@ -149,7 +149,8 @@ def build_design(formula: FormulaSpec, family: Family, data: pd.DataFrame) -> De
 def _used_columns(formula: FormulaSpec, data: pd.DataFrame) -> list[str]:
     """Every data column the formula reads, in order; unknown names raise FormulaError."""
     needed: list[str] = []
-    expressions = [*formula.response, formula.fixed, *(t.expr for t in formula.group_terms)]
+    responses = [f"I({expression})" for expression in formula.response]
+    expressions = [*responses, formula.fixed, *(t.expr for t in formula.group_terms)]
     for expression in expressions:
         try:
             variables = Formula(expression).required_variables
@@ -188,7 +189,8 @@ def _complete_rows(data: pd.DataFrame, columns: list[str]) -> np.ndarray:
 
 def _materialize(expression: str, frame: pd.DataFrame, what: str):
     try:
-        matrix = model_matrix(expression, frame, na_action="ignore")
+        with np.errstate(all="ignore"):  # non-finite results are reported below, by column
+            matrix = model_matrix(expression, frame, na_action="ignore")
     except Exception as exc:  # formulaic raises many types; show its message, not its traceback
         raise FormulaError(f"cannot evaluate {what}: {exc}") from None
     _check_finite(np.asarray(matrix, dtype=float), tuple(matrix.model_spec.column_names), what)
@@ -197,7 +199,8 @@ def _materialize(expression: str, frame: pd.DataFrame, what: str):
 
 def _evaluate(spec: ModelSpec, frame: pd.DataFrame, what: str) -> np.ndarray:
     try:
-        matrix = np.asarray(spec.get_model_matrix(frame, na_action="ignore"), dtype=float)
+        with np.errstate(all="ignore"):
+            matrix = np.asarray(spec.get_model_matrix(frame, na_action="ignore"), dtype=float)
     except Exception as exc:
         raise DataError(f"cannot evaluate {what} on these data: {exc}") from None
     _check_finite(matrix, tuple(spec.column_names), what)

@@ -45,9 +45,7 @@ def get_family(family: str | Family) -> Family:
         return family
     if isinstance(family, str) and family.lower() in FAMILIES:
         return FAMILIES[family.lower()]
-    raise DataError(
-        f"family={family!r} is not supported; choose one of {', '.join(sorted(FAMILIES))}"
-    )
+    raise DataError(f"family={family!r} is not supported; choose one of {', '.join(sorted(FAMILIES))}")
 
 
 @dataclass(frozen=True)
@@ -90,9 +88,7 @@ def make_response(family: Family, columns: dict[str, np.ndarray]) -> Response:
 
 def _binomial_from_cbind(family: Family, names: list[str], columns: dict) -> Response:
     if family is not BINOMIAL:
-        raise DataError(
-            f"cbind({', '.join(names)}) is a binomial response; pass family='binomial'"
-        )
+        raise DataError(f"cbind({', '.join(names)}) is a binomial response; pass family='binomial'")
     successes = _counts(names[0], columns[names[0]], "binomial")
     failures = _counts(names[1], columns[names[1]], "binomial")
     return Response(y=successes, trials=successes + failures)
@@ -110,7 +106,5 @@ def _counts(name: str, values: np.ndarray, family: str) -> np.ndarray:
         )
     if (np.round(values) != values).any():
         bad = values[np.round(values) != values][:3].tolist()
-        raise DataError(
-            f"response {name!r} has non-integer values ({bad}); the {family} family needs counts"
-        )
+        raise DataError(f"response {name!r} has non-integer values ({bad}); the {family} family needs counts")
     return values.astype(np.int64)

@@ -195,9 +195,7 @@ def _parse_response(lhs: str) -> tuple[str, ...]:
         return (lhs,)
     parts = [part.strip() for part in _split_top_level_commas(match.group(1))]
     if len(parts) != 2 or not all(parts):
-        raise FormulaError(
-            f"response {lhs!r}: cbind takes two arguments, cbind(successes, failures)"
-        )
+        raise FormulaError(f"response {lhs!r}: cbind takes two arguments, cbind(successes, failures)")
     return tuple(parts)
 
 

@@ -7,8 +7,8 @@ A prior's distribution is part of the Stan program; its numbers are Stan data
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 
@@ -142,9 +142,7 @@ def default_priors(family: Family, y: np.ndarray) -> dict[str, Prior]:
     return priors
 
 
-def resolve_priors(
-    family: Family, y: np.ndarray, user: Mapping[str, str] | None
-) -> dict[str, PriorData]:
+def resolve_priors(family: Family, y: np.ndarray, user: Mapping[str, str] | None) -> dict[str, PriorData]:
     """Defaults overridden by the user's ``{class: "dist(args)"}`` mapping."""
     priors = default_priors(family, y)
     for parameter_class, text in (user or {}).items():

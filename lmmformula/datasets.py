@@ -1,0 +1,27 @@
+"""Example data sets shipped with the package."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import pandas as pd
+
+# Grouping columns that look numeric are categorical: read them as strings.
+_STRING_COLUMNS = {
+    "coffee": {"group": str},
+    "sleepstudy": {"Subject": str},
+    "Orthodont": {"Subject": str},
+    "cbpp": {"herd": str, "period": str},
+}
+
+
+def load_dataset(name: str) -> pd.DataFrame:
+    """Load a shipped data set: ``coffee``, ``sleepstudy``, ``Orthodont`` or ``cbpp``.
+
+    ``coffee`` is the simulated coffee-roasting competition (100 groups, with the true
+    group effects ``b0_ran`` and ``b1_ran``); the others are the classic lme4/nlme data.
+    """
+    if name not in _STRING_COLUMNS:
+        raise ValueError(f"no data set {name!r}; choose one of {', '.join(_STRING_COLUMNS)}")
+    with resources.files("lmmformula").joinpath(f"data/{name}.csv").open() as handle:
+        return pd.read_csv(handle, dtype=_STRING_COLUMNS[name])
