@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,14 +15,16 @@ class Family:
     """A response distribution with its (canonical) link.
 
     ``template`` names the Jinja template under ``templates/families/`` that declares the
-    response, the family's own parameters and the likelihood.
+    response, the family's own parameters and the likelihood. ``prior_location`` and
+    ``prior_scale`` give brms's default intercept location and scale (link scale) for a
+    response; the scale also serves the half-Student-t priors on sd and sigma.
     """
 
     name: str
     link: str
     has_sigma: bool
-    integer_response: bool
-    uses_trials: bool = False
+    prior_location: Callable[[np.ndarray], float]
+    prior_scale: Callable[[np.ndarray], float]
 
     @property
     def template(self) -> str:
@@ -31,10 +34,37 @@ class Family:
         return f"{self.name} ({self.link} link)"
 
 
-GAUSSIAN = Family("gaussian", "identity", has_sigma=True, integer_response=False)
-BERNOULLI = Family("bernoulli", "logit", has_sigma=False, integer_response=True)
-POISSON = Family("poisson", "log", has_sigma=False, integer_response=True)
-BINOMIAL = Family("binomial", "logit", has_sigma=False, integer_response=True, uses_trials=True)
+def r_mad(values: np.ndarray) -> float:
+    """R's ``mad``: 1.4826 times the median absolute deviation from the median."""
+    values = np.asarray(values, dtype=float)
+    return 1.4826 * float(np.median(np.abs(values - np.median(values))))
+
+
+def _median(y: np.ndarray) -> float:
+    return round(float(np.median(y)), 1)
+
+
+def _log_median(y: np.ndarray) -> float:
+    median = float(np.median(y))
+    return round(float(np.log(median)), 1) if median > 0 else 0.0
+
+
+def _mad_at_least_2_5(y: np.ndarray) -> float:
+    return max(2.5, round(r_mad(y), 1))
+
+
+def _zero(y: np.ndarray) -> float:
+    return 0.0
+
+
+def _two_and_a_half(y: np.ndarray) -> float:
+    return 2.5
+
+
+GAUSSIAN = Family("gaussian", "identity", True, _median, _mad_at_least_2_5)
+BERNOULLI = Family("bernoulli", "logit", False, _zero, _two_and_a_half)
+POISSON = Family("poisson", "log", False, _log_median, _two_and_a_half)
+BINOMIAL = Family("binomial", "logit", False, _zero, _two_and_a_half)
 
 FAMILIES = {family.name: family for family in (GAUSSIAN, BERNOULLI, POISSON, BINOMIAL)}
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import FormulaError
-from .families import GAUSSIAN, POISSON, Family
+from .families import Family
 
 # Names for the arguments of common distributions, so the data reads like the prior.
 _ARGUMENT_NAMES = {
@@ -122,15 +122,7 @@ def parse_prior(text: str, parameter_class: str) -> Prior:
 
 def default_priors(family: Family, y: np.ndarray) -> dict[str, Prior]:
     """brms's defaults: a Student-t intercept at the response's median, half-t scales."""
-    if family is GAUSSIAN:
-        location = round(float(np.median(y)), 1)
-        scale = max(2.5, round(r_mad(y), 1))
-    elif family is POISSON:
-        median = float(np.median(y))
-        location = round(float(np.log(median)), 1) if median > 0 else 0.0
-        scale = 2.5
-    else:
-        location, scale = 0.0, 2.5
+    location, scale = family.prior_location(y), family.prior_scale(y)
     priors = {
         "Intercept": Prior("student_t", (3.0, location, scale)),
         "b": Prior("flat"),
@@ -161,12 +153,6 @@ def resolve_priors(family: Family, y: np.ndarray, user: Mapping[str, str] | None
             raise FormulaError(f"priors: 'cor' takes 'lkj(eta)', got {text!r}")
         priors[parameter_class] = prior
     return {name: PriorData(name, prior) for name, prior in priors.items()}
-
-
-def r_mad(values: np.ndarray) -> float:
-    """R's ``mad``: 1.4826 times the median absolute deviation from the median."""
-    values = np.asarray(values, dtype=float)
-    return 1.4826 * float(np.median(np.abs(values - np.median(values))))
 
 
 def _format_number(value: float) -> str:
