@@ -1,0 +1,39 @@
+"""Worker process of the embedded engine: runs one chain in its main thread.
+
+Started as ``python -m lmmformula.engines._chain MODULE SOCKET ARGUMENTS`` where
+ARGUMENTS is a pickle of ``(data, init, sampler_arguments)``. Draws and messages go to
+the parent over the Unix socket SOCKET; this process prints nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import pickle
+import signal
+import sys
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to end this process if the parent dies, so no chain is left orphaned."""
+    try:
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the parent's cleanup still applies
+        pass
+
+
+def main(module_path: str, socket_path: str, arguments_path: str) -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    _die_with_parent()
+    with open(arguments_path, "rb") as handle:
+        data, init, arguments = pickle.load(handle)
+    spec = importlib.util.spec_from_file_location("stan_services", module_path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return int(module.hmc_nuts_diag_e_adapt_wrapper(socket_path, data, init, **arguments))
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:4]))

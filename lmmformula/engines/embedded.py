@@ -1,0 +1,270 @@
+"""The embedded engine: Stan's NUTS from the httpstan wheel's toolchain, no server.
+
+Compiling: stanc (bundled) translates the program, g++ builds a Python extension from
+it, httpstan's Stan headers and its precompiled ``stan_services.o``; the result is
+cached (see :mod:`lmmformula.cache`). Sampling: each chain runs in the main thread of
+its own worker process and streams JSON lines over a Unix socket to this process,
+which keeps the draws and drives the progress bars.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import json
+import os
+import pickle
+import random
+import re
+import select
+import shutil
+import socket
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpstan
+import numpy as np
+
+from ..cache import cached_build, program_key, strip_comments
+from ..stanc import StanCompileError, check_program
+from .base import ChainOutput, CompiledProgram, SamplerSettings
+
+HTTPSTAN_DIR = Path(httpstan.__file__).parent
+_SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
+_FLAGS = (
+    "-O3",
+    "-std=c++17",
+    "-fPIC",
+    "-shared",
+    "-w",
+    "-DBOOST_DISABLE_ASSERTS",
+    "-DBOOST_PHOENIX_NO_VARIADIC_EXPRESSION",
+    "-DSTAN_THREADS",
+    "-D_REENTRANT",
+    "-D_GLIBCXX_USE_CXX11_ABI=0",
+)
+_LIBRARIES = ("-lsundials_cvodes", "-lsundials_idas", "-lsundials_nvecserial", "-ltbb")
+TOOLCHAIN = f"httpstan {httpstan.__version__}; {' '.join(_FLAGS)}; {sys.implementation.cache_tag}{_SUFFIX}"
+
+
+class EngineError(RuntimeError):
+    """Compiling or sampling failed; the message says where and why."""
+
+
+def compile_program(code: str) -> CompiledProgram:
+    """Compile ``code`` once per toolchain; later calls (any process) reuse the cache."""
+    source = strip_comments(code)
+    key = program_key(source, TOOLCHAIN)
+    started = time.perf_counter()
+    folder, built = cached_build("embedded", key, lambda work: _build(source, key, work))
+    return CompiledProgram(
+        code=code,
+        key=key,
+        path=folder / f"stan_services{_SUFFIX}",
+        compile_seconds=time.perf_counter() - started,
+        compiled_now=built,
+    )
+
+
+def _build(source: str, key: str, folder: Path) -> None:
+    name = f"model_{key}"
+    try:
+        cpp = check_program(source, name=name)
+    except StanCompileError as error:
+        raise EngineError(f"stanc rejected the program:\n{error}") from None
+    (folder / "model.stan").write_text(source)
+    (folder / f"{name}.cpp").write_text(cpp)
+    command = [
+        os.environ.get("CXX", "g++"),
+        *_FLAGS,
+        f"-I{HTTPSTAN_DIR / 'include'}",
+        f"-I{sysconfig.get_paths()['include']}",
+        str(folder / f"{name}.cpp"),
+        str(HTTPSTAN_DIR / "stan_services.o"),
+        f"-L{HTTPSTAN_DIR / 'lib'}",
+        *_LIBRARIES,
+        f"-Wl,-rpath,{HTTPSTAN_DIR / 'lib'}",
+        "-o",
+        str(folder / f"stan_services{_SUFFIX}"),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=folder)
+    if result.returncode != 0:
+        raise EngineError(f"C++ compilation of the Stan program failed:\n{result.stderr[-4000:]}")
+
+
+# ---------------------------------------------------------------- sampling
+
+
+@dataclass
+class _Chain:
+    """Parent-side state of one running chain."""
+
+    number: int
+    process: subprocess.Popen
+    listener: socket.socket
+    log: Path
+    connections: dict = field(default_factory=dict)  # socket -> bytes buffer
+    topics: dict = field(default_factory=dict)  # socket -> first topic seen
+    columns: list[str] | None = None
+    rows: list[list[float]] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+
+
+def sample(
+    program: CompiledProgram,
+    data: dict,
+    settings: SamplerSettings,
+    progress=None,
+) -> list[ChainOutput]:
+    """Run ``settings.chains`` chains, at most ``settings.cores`` at once."""
+    folder = Path(tempfile.mkdtemp(prefix="lmmformula-"))
+    seed = settings.seed if settings.seed is not None else random.randrange(2**31)
+    pending = list(range(1, settings.chains + 1))
+    running: list[_Chain] = []
+    finished: list[ChainOutput] = []
+    try:
+        while pending or running:
+            while pending and len(running) < settings.cores:
+                number = pending.pop(0)
+                running.append(_start(program, data, settings, seed, number, folder))
+            for chain in _poll(running, progress):
+                running.remove(chain)
+                finished.append(_finish(chain))
+    except BaseException:  # Ctrl-C included: stop every worker before leaving
+        for chain in running:
+            chain.process.terminate()
+        for chain in running:
+            chain.process.wait()
+        raise
+    finally:
+        for chain in running:
+            chain.listener.close()
+        shutil.rmtree(folder, ignore_errors=True)
+    return sorted(finished, key=lambda output: output.chain)
+
+
+def _start(program, data, settings, seed, number, folder) -> _Chain:
+    path = str(folder / f"chain{number}.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(4)
+    init, radius = settings.init_for(number)
+    arguments = {
+        "random_seed": seed,
+        "chain": number,
+        "init_radius": radius,
+        "num_warmup": settings.iter_warmup,
+        "num_samples": settings.iter_sampling,
+        "num_thin": 1,
+        "save_warmup": False,
+        "refresh": settings.refresh,
+        "stepsize": 1.0,
+        "stepsize_jitter": 0.0,
+        "max_depth": settings.max_treedepth,
+        "delta": settings.adapt_delta,
+        "gamma": 0.05,
+        "kappa": 0.75,
+        "t0": 10.0,
+        "init_buffer": 75,
+        "term_buffer": 50,
+        "window": 25,
+    }
+    arguments_path = folder / f"chain{number}.pickle"
+    arguments_path.write_bytes(pickle.dumps((data, init, arguments)))
+    log = folder / f"chain{number}.log"
+    with open(log, "wb") as errors:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "lmmformula.engines._chain", str(program.path), path, str(arguments_path)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+            start_new_session=True,  # Ctrl-C reaches only the parent, which stops the workers
+        )
+    return _Chain(number=number, process=process, listener=listener, log=log)
+
+
+def _poll(running: list[_Chain], progress) -> list[_Chain]:
+    """Read whatever the chains sent; return the chains that have ended."""
+    sockets = {chain.listener: chain for chain in running}
+    for chain in running:
+        sockets.update({connection: chain for connection in chain.connections})
+    readable, _, _ = select.select(list(sockets), [], [], 0.05)
+    for sock in readable:
+        chain = sockets[sock]
+        if sock is chain.listener:
+            connection, _ = sock.accept()
+            chain.connections[connection] = b""
+            continue
+        block = sock.recv(1 << 20)
+        if not block:
+            _consume(chain, sock, chain.connections.pop(sock) + b"\n", progress)
+            sock.close()
+            continue
+        buffered = chain.connections[sock] + block
+        cut = buffered.rfind(b"\n")
+        if cut >= 0:
+            _consume(chain, sock, buffered[: cut + 1], progress)
+            buffered = buffered[cut + 1 :]
+        chain.connections[sock] = buffered
+    return [chain for chain in running if _ended(chain)]
+
+
+def _ended(chain: _Chain) -> bool:
+    """The worker has exited and everything it sent has been read."""
+    if chain.process.poll() is None or chain.connections:
+        return False
+    waiting, _, _ = select.select([chain.listener], [], [], 0)
+    return not waiting
+
+
+def _consume(chain: _Chain, sock: socket.socket, payload: bytes, progress) -> None:
+    for line in payload.split(b"\n"):
+        if not line:
+            continue
+        if sock not in chain.topics:
+            chain.topics[sock] = json.loads(line)["topic"]
+        topic = chain.topics[sock]
+        if topic == "diagnostic" or topic == "initialization":
+            continue  # per-iteration unconstrained values and gradients: not kept
+        message = json.loads(line)
+        values = message["values"]
+        if topic == "sample" and isinstance(values, dict):  # a draw (other messages: adaptation)
+            if chain.columns is None:
+                chain.columns = list(values)
+            chain.rows.append(list(values.values()))
+        elif topic == "logger":
+            text = values[0] if values else ""
+            chain.messages.append(text)
+            if progress is not None:
+                progress(chain.number, text)
+
+
+def _finish(chain: _Chain) -> ChainOutput:
+    code = chain.process.wait()
+    chain.listener.close()
+    if code != 0 or chain.columns is None:
+        errors = [m.split(":", 1)[1].strip() for m in chain.messages if m.startswith(("error:", "warn:"))]
+        detail = "\n".join(errors[-5:]) or chain.log.read_text()[-2000:] or f"worker exited with code {code}"
+        raise EngineError(f"chain {chain.number} failed:\n{detail}")
+    return ChainOutput(
+        chain=chain.number,
+        columns=tuple(chain.columns),
+        values=np.asarray(chain.rows, dtype=float),
+        seconds=_elapsed(chain.messages),
+        messages=tuple(chain.messages),
+    )
+
+
+def _elapsed(messages: list[str]) -> dict[str, float]:
+    """Warm-up and sampling seconds from Stan's closing log lines."""
+    seconds = {}
+    for message in messages:
+        match = re.search(r"([\d.]+) seconds \((Warm-up|Sampling)\)", message)
+        if match:
+            seconds[match.group(2).lower()] = float(match.group(1))
+    return seconds
