@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 
+import numpy as np
 import pandas as pd
 
+from . import diagnostics
 from .codegen import build_data, render_code
 from .design import Design, DesignSpec, build_design
+from .draws import assemble
+from .engines import SamplerSettings, default_cores, get_engine
 from .families import Family, get_family
+from .fit import Fit
 from .formula import parse_formula
 from .parameterization import choose_parameterizations
 from .priors import resolve_priors
+from .progress import ChainProgress
 
 
 class Model:
@@ -36,6 +43,64 @@ class Model:
         self.priors = resolve_priors(self.family, self._design.response.y, priors)
         self.stan_code: str = render_code(self._design, self.parameterizations, self.priors)
         self.stan_data: dict = build_data(self._design, self.parameterizations, self.priors)
+
+    def fit(
+        self,
+        chains: int = 4,
+        iter_warmup: int = 1000,
+        iter_sampling: int = 1000,
+        seed: int | None = None,
+        adapt_delta: float = 0.8,
+        max_treedepth: int = 10,
+        init: float | dict | list[dict] | None = None,
+        cores: int | None = None,
+        backend: str = "auto",
+        progress: bool = True,
+    ) -> Fit:
+        """Sample the posterior with Stan's NUTS.
+
+        ``backend="auto"`` uses cmdstanpy when CmdStan is installed, else the embedded
+        engine. ``init`` is an init radius, a dict of initial values, or one dict per
+        chain. ``cores`` (default: all) caps the chains run at once. The same ``seed``
+        on the same data gives the same draws.
+        """
+        settings = SamplerSettings(
+            chains=chains,
+            iter_warmup=iter_warmup,
+            iter_sampling=iter_sampling,
+            seed=seed,
+            adapt_delta=adapt_delta,
+            max_treedepth=max_treedepth,
+            init=init,
+            cores=min(cores or default_cores(), chains),
+            refresh=max(1, (iter_warmup + iter_sampling) // 100),
+        )
+        name, engine = get_engine(backend)
+        started = time.perf_counter()
+        program = engine.compile_program(self.stan_code)
+        bars = ChainProgress(chains, iter_warmup + iter_sampling) if progress else None
+        sampling_started = time.perf_counter()
+        try:
+            outputs = engine.sample(program, self.stan_data, settings, bars)
+        finally:
+            if bars is not None:
+                bars.close()
+        finished = time.perf_counter()
+        draws = assemble(outputs)
+        labels, flat = draws.flat()
+        problems = diagnostics.sampler_problems(labels, flat, draws.sampler, max_treedepth)
+        diagnostics.warn_problems(problems)
+        first = [o.first_message_at for o in outputs if o.first_message_at is not None]
+        timings = {
+            "compile": program.compile_seconds,
+            "compiled_now": float(program.compiled_now),
+            "sampling_wall": finished - sampling_started,
+            "warmup_max_chain": max((o.seconds.get("warm-up", np.nan) for o in outputs), default=np.nan),
+            "sampling_max_chain": max((o.seconds.get("sampling", np.nan) for o in outputs), default=np.nan),
+        }
+        if first:
+            timings["until_sampler_started"] = min(first) - started
+        return Fit(self, draws, settings, name, timings, tuple(problems))
 
     @property
     def design(self) -> DesignSpec:

@@ -34,7 +34,8 @@ def check_program(code: str, name: str = "model", timeout: float = 60.0) -> str:
             timeout=timeout,
         )
         if result.returncode != 0:
-            raise StanCompileError(_explain(result.stderr or result.stdout, code))
+            message = (result.stderr or result.stdout).replace(f"'{source}'", "the program")
+            raise StanCompileError(_explain(message, code))
         return target.read_text()
 
 

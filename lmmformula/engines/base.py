@@ -71,3 +71,4 @@ class ChainOutput:
     values: np.ndarray
     seconds: dict[str, float]
     messages: tuple[str, ...] = ()
+    first_message_at: float | None = None  # time.perf_counter() when the chain first reported

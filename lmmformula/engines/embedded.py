@@ -112,7 +112,7 @@ class _Chain:
     columns: list[str] | None = None
     rows: list[list[float]] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
-    started: float = field(default_factory=time.perf_counter)
+    first_message_at: float | None = None
 
 
 def sample(
@@ -239,6 +239,8 @@ def _consume(chain: _Chain, sock: socket.socket, payload: bytes, progress) -> No
             chain.rows.append(list(values.values()))
         elif topic == "logger":
             text = values[0] if values else ""
+            if chain.first_message_at is None:
+                chain.first_message_at = time.perf_counter()
             chain.messages.append(text)
             if progress is not None:
                 progress(chain.number, text)
@@ -257,6 +259,7 @@ def _finish(chain: _Chain) -> ChainOutput:
         values=np.asarray(chain.rows, dtype=float),
         seconds=_elapsed(chain.messages),
         messages=tuple(chain.messages),
+        first_message_at=chain.first_message_at,
     )
 
 

@@ -1,0 +1,30 @@
+"""Engines that compile and sample Stan programs, behind one narrow interface:
+
+``compile_program(code) -> CompiledProgram`` and
+``sample(program, data, settings, progress) -> list[ChainOutput]``.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from . import cmdstan, embedded
+from .base import ChainOutput, CompiledProgram, SamplerSettings, default_cores
+
+BACKENDS = ("auto", "embedded", "cmdstanpy")
+
+__all__ = ["ChainOutput", "CompiledProgram", "SamplerSettings", "default_cores", "get_engine"]
+
+
+def get_engine(backend: str) -> tuple[str, ModuleType]:
+    """The engine for ``backend``: "auto" picks cmdstanpy when CmdStan is installed."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend={backend!r} is not one of {', '.join(map(repr, BACKENDS))}")
+    if backend == "cmdstanpy" or (backend == "auto" and cmdstan.available()):
+        if not cmdstan.available():
+            raise RuntimeError(
+                "backend='cmdstanpy' needs CmdStan (cmdstanpy.install_cmdstan()); "
+                "backend='embedded' needs nothing more"
+            )
+        return "cmdstanpy", cmdstan
+    return "embedded", embedded

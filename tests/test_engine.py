@@ -1,0 +1,224 @@
+"""The embedded engine: compile cache, sampling, seeds, clean-up, interrupts; the cmdstanpy backend.
+
+The coffee model is compiled once per machine (cached); the fits here stay small except
+the acceptance fit, which uses the defaults.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lmmformula as lf
+from lmmformula import cache, diagnostics
+from lmmformula.engines import cmdstan, embedded
+
+from .conftest import reference
+
+pytestmark = pytest.mark.slow
+FORMULA = "y ~ x + (x | group)"
+
+
+@pytest.fixture(scope="module")
+def coffee_model(coffee):
+    return lf.Model(FORMULA, coffee)
+
+
+@pytest.fixture(scope="module")
+def coffee_fit(coffee_model):
+    return coffee_model.fit(seed=1, progress=False)
+
+
+def test_coffee_fit_matches_lme4(coffee_fit):
+    ref = reference("coffee")
+    post = coffee_fit.posterior
+    assert coffee_fit.backend in ("embedded", "cmdstanpy")
+    assert int(coffee_fit.sampler["divergent__"].sum()) == 0
+    labels, flat = coffee_fit.draws_.flat()
+    varying = flat.std(axis=(0, 1)) > 0
+    assert np.nanmax(diagnostics.rhat(flat[:, :, varying])) < 1.01
+    assert coffee_fit.problems == ()
+    for name, draws in (("(Intercept)", post["b_Intercept"]), ("x", post["b"][..., 0])):
+        assert abs(draws.mean() - ref["fixef"][name]) < 0.25 * ref["fixef_se"][name], name
+    sds = post["sd_1"].mean(axis=(0, 1))
+    assert sds[0] == pytest.approx(ref["varcorr"]["group"]["sd"]["(Intercept)"], rel=0.10)
+    assert sds[1] == pytest.approx(ref["varcorr"]["group"]["sd"]["x"], rel=0.10)
+    assert post["sigma"].mean() == pytest.approx(ref["residual_sd"], rel=0.10)
+    assert post["r_1"].shape == (4, 1000, 100, 2)
+    assert coffee_fit.timings["sampling_wall"] > 0
+
+
+def test_draws_keep_stan_shapes(coffee_fit):
+    post = coffee_fit.posterior
+    # r = beta - center, element by element (centered parameterization)
+    center = post["center_1"][:, :, None, :]
+    np.testing.assert_allclose(post["r_1"], post["beta_1"] - center, atol=1e-5)
+    cor = post["Cor_1"]
+    np.testing.assert_allclose(cor[..., 0, 0], 1.0)
+    np.testing.assert_allclose(cor[..., 0, 1], cor[..., 1, 0])
+
+
+def test_same_seed_gives_identical_draws(coffee_model):
+    kwargs = dict(chains=2, iter_warmup=150, iter_sampling=100, seed=42, progress=False)
+    with pytest.warns(diagnostics.SamplingWarning):  # short chains: low ESS is expected
+        first = coffee_model.fit(**kwargs)
+    with pytest.warns(diagnostics.SamplingWarning):
+        second = coffee_model.fit(**kwargs)
+    for name, values in first.posterior.items():
+        np.testing.assert_array_equal(values, second.posterior[name], err_msg=name)
+    with pytest.warns(diagnostics.SamplingWarning):
+        other = coffee_model.fit(**{**kwargs, "seed": 43})
+    assert not np.array_equal(first.posterior["sigma"], other.posterior["sigma"])
+
+
+def test_quiet_and_clean(coffee_model, capfd, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    temp = Path(tempfile.gettempdir())
+    before = set(temp.glob("lmmformula-*"))
+    with pytest.warns(diagnostics.SamplingWarning):
+        coffee_model.fit(chains=2, iter_warmup=100, iter_sampling=50, seed=3, progress=False)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+    assert list(tmp_path.iterdir()) == []
+    assert set(temp.glob("lmmformula-*")) == before
+
+
+def test_fit_inside_a_running_event_loop(coffee_model):
+    async def notebook_cell():
+        return coffee_model.fit(chains=1, iter_warmup=100, iter_sampling=50, seed=5, progress=False)
+
+    with pytest.warns(diagnostics.SamplingWarning):
+        fit = asyncio.run(notebook_cell())
+    assert fit.posterior["sigma"].shape == (1, 50)
+
+
+def _run_python(code: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, **kwargs
+    )
+
+
+def test_renamed_formula_in_a_fresh_process_reuses_the_compiled_model(coffee_fit):
+    result = _run_python(
+        """
+        import json, warnings
+        import lmmformula as lf
+        data = lf.load_dataset("coffee").rename(columns={"y": "score", "x": "beans", "group": "team"})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = lf.Model("score ~ beans + (beans | team)", data).fit(
+                chains=2, iter_warmup=100, iter_sampling=50, seed=1, progress=False)
+        print(json.dumps(fit.timings))
+        """,
+        check=True,
+    )
+    timings = json.loads(result.stdout)
+    assert timings["compiled_now"] == 0.0
+    print("fresh process, cached model: sampler started after", timings["until_sampler_started"], "s")
+
+
+def _chain_workers() -> list[str]:
+    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [line for line in ps.splitlines() if "lmmformula.engines._chain" in line]
+
+
+def test_ctrl_c_stops_every_worker(coffee_fit):
+    assert _chain_workers() == []
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                """
+            import lmmformula as lf
+            model = lf.Model("y ~ x + (x | group)", lf.load_dataset("coffee"))
+            model.fit(chains=2, iter_warmup=20000, iter_sampling=20000, seed=1, progress=False)
+            """
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 60
+    while not _chain_workers() and time.time() < deadline:
+        time.sleep(0.2)
+    assert _chain_workers(), "workers never started"
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode != 0
+    assert "KeyboardInterrupt" in err
+    time.sleep(0.5)
+    assert _chain_workers() == []
+
+
+def test_stanc_failure_shows_message_and_line():
+    with pytest.raises(
+        embedded.EngineError, match=r'(?s)stanc rejected.*";" expected.*line 4 of the generated'
+    ):
+        embedded.compile_program("parameters {\n  real x;\n  real y\n}\nmodel {\n  x ~ std_normal();\n}\n")
+
+
+def _build_once(root: str, log: str) -> None:
+    os.environ["LMMFORMULA_CACHE"] = root
+
+    def build(folder: Path) -> None:
+        with open(log, "a") as handle:
+            handle.write("build\n")
+        time.sleep(1.0)
+        (folder / "artifact").write_text("complete")
+
+    cache.cached_build("test", "samekey", build)
+
+
+def test_two_processes_compiling_the_same_program_build_it_once(tmp_path):
+    log = tmp_path / "log"
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_build_once, args=(str(tmp_path), str(log))) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(30)
+    assert [worker.exitcode for worker in workers] == [0, 0]
+    assert log.read_text() == "build\n"
+    assert (tmp_path / "test" / "samekey" / "artifact").read_text() == "complete"
+    assert [p.name for p in (tmp_path / "test").iterdir() if not p.name.endswith(".lock")] == ["samekey"]
+
+
+def test_cache_key_ignores_comments():
+    code = "parameters {\n  real x;  // a comment\n}\nmodel {\n  x ~ std_normal();\n}\n"
+    other = code.replace("a comment", "another comment")
+    assert cache.program_key(code, "t") == cache.program_key(other, "t")
+    assert cache.program_key(code, "t") != cache.program_key(code, "u")
+
+
+@pytest.mark.skipif(
+    not cmdstan.available(), reason="CmdStan is not installed (cmdstanpy.cmdstan_path() failed)"
+)
+def test_cmdstanpy_backend_gives_the_same_fit(coffee_model):
+    fit = coffee_model.fit(chains=2, seed=1, progress=False, backend="cmdstanpy")
+    ref = reference("coffee")
+    assert fit.backend == "cmdstanpy"
+    assert abs(fit.posterior["b"][..., 0].mean() - ref["fixef"]["x"]) < 0.25 * ref["fixef_se"]["x"]
+    assert fit.posterior["r_1"].shape == (2, 1000, 100, 2)
+
+
+def test_backend_names_are_checked(coffee_model):
+    with pytest.raises(ValueError, match="backend='stan'"):
+        coffee_model.fit(backend="stan")
+    if not cmdstan.available():
+        with pytest.raises(RuntimeError, match="needs CmdStan"):
+            coffee_model.fit(backend="cmdstanpy")
