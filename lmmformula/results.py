@@ -1,0 +1,144 @@
+"""Stage 7: draws in the user's names: fixef, ranef, coef, varcorr, readable draws.
+
+Pure functions of a Fit's Stan draws and its design spec. Every function that returns
+draws gives arrays of shape (chain, draw, ...) so the summaries and the identity
+coef = fixef + ranef hold draw by draw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from . import diagnostics
+from .design import INTERCEPT, DesignSpec
+
+
+@dataclass(frozen=True, eq=False)
+class GroupDraws:
+    """Group-level effects of one grouping factor, all its blocks side by side."""
+
+    factor: str
+    levels: tuple[str, ...]
+    terms: tuple[str, ...]
+    draws: np.ndarray  # (chain, draw, level, term)
+
+
+def fixef_draws(spec: DesignSpec, posterior: dict) -> dict[str, np.ndarray]:
+    """Population-level coefficients by name (the intercept at zero predictors)."""
+    out = {}
+    if spec.has_intercept:
+        out[INTERCEPT] = posterior["b_Intercept"]
+    for k, name in enumerate(spec.fixed_columns):
+        out[name] = posterior["b"][..., k]
+    return out
+
+
+def ranef_draws(spec: DesignSpec, posterior: dict) -> dict[str, GroupDraws]:
+    """Group-level effects per grouping factor (blocks on one factor are joined)."""
+    joined: dict[str, GroupDraws] = {}
+    for i, block in enumerate(spec.blocks, start=1):
+        name = block.factor.name
+        draws = posterior[f"r_{i}"]
+        if name in joined:
+            old = joined[name]
+            draws = np.concatenate([old.draws, draws], axis=3)
+            joined[name] = GroupDraws(name, old.levels, old.terms + block.columns, draws)
+        else:
+            joined[name] = GroupDraws(name, block.factor.levels, block.columns, draws)
+    return joined
+
+
+def coef_draws(spec: DesignSpec, posterior: dict) -> dict[str, GroupDraws]:
+    """fixef + ranef, draw by draw, per grouping factor.
+
+    Columns: the population-level coefficients, then terms that vary by the factor but
+    are not in the fixed part (their population value is 0). A coefficient in the fixed
+    part only is the same for every level.
+    """
+    fixed = fixef_draws(spec, posterior)
+    out = {}
+    for name, group in ranef_draws(spec, posterior).items():
+        terms = tuple(fixed) + tuple(t for t in group.terms if t not in fixed)
+        chains, draws, levels, _ = group.draws.shape
+        values = np.zeros((chains, draws, levels, len(terms)))
+        for j, term in enumerate(terms):
+            if term in fixed:
+                values[..., j] = fixed[term][..., None]
+            if term in group.terms:
+                values[..., j] += group.draws[..., group.terms.index(term)]
+        out[name] = GroupDraws(name, group.levels, terms, values)
+    return out
+
+
+def varcorr_draws(spec: DesignSpec, posterior: dict) -> dict[tuple[str, str], np.ndarray]:
+    """Standard deviations and correlations, keyed (group, "sd(term)" / "cor(a,b)")."""
+    out = {}
+    for i, block in enumerate(spec.blocks, start=1):
+        group = block.factor.name
+        for m, term in enumerate(block.columns):
+            out[(group, f"sd({term})")] = posterior[f"sd_{i}"][..., m]
+        if block.correlated:
+            for a in range(len(block.columns)):
+                for b in range(a + 1, len(block.columns)):
+                    label = f"cor({block.columns[a]},{block.columns[b]})"
+                    out[(group, label)] = posterior[f"Cor_{i}"][..., a, b]
+    if spec.family.has_sigma:
+        out[("Residual", "sigma")] = posterior["sigma"]
+    return out
+
+
+def readable_draws(spec: DesignSpec, posterior: dict) -> dict[str, np.ndarray]:
+    """Every draw under brms's names: b_x, sd_group__x, cor_group__a__b, sigma, r_group[level,x]."""
+    out = {f"b_{name}": values for name, values in fixef_draws(spec, posterior).items()}
+    for (group, label), values in varcorr_draws(spec, posterior).items():
+        if group == "Residual":
+            out["sigma"] = values
+        elif label.startswith("sd("):
+            out[f"sd_{group}__{label[3:-1]}"] = values
+        else:
+            first, second = label[4:-1].split(",", 1)
+            out[f"cor_{group}__{first}__{second}"] = values
+    for group in ranef_draws(spec, posterior).values():
+        for li, level in enumerate(group.levels):
+            for ti, term in enumerate(group.terms):
+                out[f"r_{group.factor}[{level},{term}]"] = group.draws[:, :, li, ti]
+    return out
+
+
+def quantile_label(prob: float) -> str:
+    """brms's column name for a quantile: 0.025 -> "Q2.5", 0.975 -> "Q97.5"."""
+    return f"Q{100 * prob:g}"
+
+
+def summarize(
+    draws: dict, probs: tuple[float, ...] = (0.025, 0.975), convergence: bool = False
+) -> pd.DataFrame:
+    """Estimate (mean), Est.Error (sd) and quantiles of each (chain, draw) array."""
+    for prob in probs:
+        if not 0 < prob < 1:
+            raise ValueError(f"probs: {prob!r} is not between 0 and 1")
+    names = list(draws)
+    stacked = np.stack([np.asarray(draws[name]) for name in names], axis=-1)  # (chain, draw, k)
+    flat = stacked.reshape(-1, len(names))
+    table = {
+        "Estimate": flat.mean(axis=0),
+        "Est.Error": flat.std(axis=0, ddof=1),
+    }
+    for prob, values in zip(probs, np.quantile(flat, probs, axis=0)):
+        table[quantile_label(prob)] = values
+    if convergence:
+        varying = flat.std(axis=0) > 0
+        for label, function in (
+            ("Rhat", diagnostics.rhat),
+            ("Bulk_ESS", diagnostics.ess_bulk),
+            ("Tail_ESS", diagnostics.ess_tail),
+        ):
+            column = np.full(len(names), np.nan)
+            if varying.any():
+                column[varying] = function(stacked[:, :, varying])
+            table[label] = column
+    index = pd.MultiIndex.from_tuples(names) if names and isinstance(names[0], tuple) else pd.Index(names)
+    return pd.DataFrame(table, index=index)
