@@ -5,14 +5,17 @@ __version__ = "0.1.0"
 from .datasets import load_dataset  # noqa: E402
 from .errors import DataError, FormulaError  # noqa: E402
 from .families import Family, get_family  # noqa: E402
+from .fit import Fit, load  # noqa: E402
 from .model import Model, make_stancode, make_standata  # noqa: E402
 
 __all__ = [
     "DataError",
     "Family",
+    "Fit",
     "FormulaError",
     "Model",
     "get_family",
+    "load",
     "load_dataset",
     "make_stancode",
     "make_standata",

@@ -1,17 +1,26 @@
-"""Stage 6: the result of sampling a Model."""
+"""Stage 6: the result of sampling a Model, read in the user's names."""
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
+from . import __version__, results
 from .draws import Draws
 from .engines.base import SamplerSettings
+from .summary import Summary
 
 if TYPE_CHECKING:
+    import arviz as az
+
     from .model import Model
+
+_FORMAT = "lmmformula-fit"
 
 
 @dataclass(eq=False)
@@ -20,7 +29,8 @@ class Fit:
 
     ``posterior`` maps every Stan parameter (Stan's names) to an array of shape
     (chain, draw, ...); ``sampler`` holds the sampler's diagnostics per draw
-    (``lp__``, ``divergent__``, ``treedepth__``, ``energy__``, ...).
+    (``lp__``, ``divergent__``, ``treedepth__``, ``energy__``, ...). The methods speak
+    the user's names: terms and group levels.
     """
 
     model: Model
@@ -46,9 +56,137 @@ class Fit:
     def num_draws(self) -> int:
         return self.settings.iter_sampling
 
+    # ------------------------------------------------------------------ estimates
+
+    def fixef(self, probs: tuple[float, ...] = (0.025, 0.975)) -> pd.DataFrame:
+        """Population-level effects: Estimate, Est.Error and quantiles, one row per term."""
+        return results.summarize(results.fixef_draws(self.model.design, self.posterior), probs)
+
+    def ranef(self, summary: bool = False, probs: tuple[float, ...] = (0.025, 0.975)) -> dict:
+        """Group-level effects per grouping factor, like lme4's ``ranef(m)$group``.
+
+        Default: a levels x terms DataFrame of posterior means. ``summary=True``: long form,
+        indexed by (level, term), with Estimate, Est.Error and quantiles.
+        """
+        return _per_group(results.ranef_draws(self.model.design, self.posterior), summary, probs)
+
+    def coef(self, summary: bool = False, probs: tuple[float, ...] = (0.025, 0.975)) -> dict:
+        """fixef + ranef per grouping factor, computed draw by draw (shapes as ``ranef``)."""
+        return _per_group(results.coef_draws(self.model.design, self.posterior), summary, probs)
+
+    def varcorr(self, probs: tuple[float, ...] = (0.025, 0.975)) -> pd.DataFrame:
+        """Group-level sds and correlations, and the residual sigma, indexed (group, parameter)."""
+        table = results.summarize(results.varcorr_draws(self.model.design, self.posterior), probs)
+        table.index.names = ["group", "parameter"]
+        return table
+
+    def draws(self) -> pd.DataFrame:
+        """Every draw under brms's names, with ``.chain`` and ``.draw`` columns."""
+        named = results.readable_draws(self.model.design, self.posterior)
+        chains, draws = self.num_chains, self.num_draws
+        frame = pd.DataFrame({name: np.asarray(v).reshape(-1) for name, v in named.items()})
+        frame[".chain"] = np.repeat(np.arange(1, chains + 1), draws)
+        frame[".draw"] = np.tile(np.arange(1, draws + 1), chains)
+        return frame
+
+    def summary(self, prob: float = 0.95) -> Summary:
+        """brms-style report: print it, or let Jupyter show it as HTML."""
+        spec = self.model.design
+        probs = ((1 - prob) / 2, (1 + prob) / 2)
+        varcorr = results.varcorr_draws(spec, self.posterior)
+        groups = []
+        for block_factor in dict.fromkeys(block.factor.name for block in spec.blocks):
+            levels = next(len(b.factor.levels) for b in spec.blocks if b.factor.name == block_factor)
+            rows = {label: v for (g, label), v in varcorr.items() if g == block_factor}
+            groups.append((block_factor, levels, self._table(rows, probs, prob)))
+        family_rows = {label: v for (g, label), v in varcorr.items() if g == "Residual"}
+        header = (
+            ("Family", f"{self.model.family.name}"),
+            ("Links", f"mu = {self.model.family.link}" + ("; sigma = identity" if family_rows else "")),
+            ("Formula", self.model.formula),
+            ("Data", f"{self.model.nobs} observations" + _dropped(self.model)),
+            (
+                "Draws",
+                f"{self.num_chains} chains, each with iter = {self.settings.iter_warmup + self.num_draws}; "
+                f"warmup = {self.settings.iter_warmup}; total post-warmup draws = "
+                f"{self.num_chains * self.num_draws} ({self.backend})",
+            ),
+        )
+        return Summary(
+            header=header,
+            group_level=tuple(groups),
+            population_level=self._table(results.fixef_draws(spec, self.posterior), probs, prob),
+            family_level=self._table(family_rows, probs, prob) if family_rows else None,
+            problems=self.problems,
+        )
+
+    @staticmethod
+    def _table(draws: dict, probs: tuple[float, float], prob: float) -> pd.DataFrame:
+        table = results.summarize(draws, probs, convergence=True)
+        level = f"{100 * prob:g}%"
+        return table.rename(
+            columns={
+                results.quantile_label(probs[0]): f"l-{level} CI",
+                results.quantile_label(probs[1]): f"u-{level} CI",
+            }
+        )
+
+    def to_arviz(self) -> az.InferenceData:
+        """ArviZ InferenceData: posterior in the user's names, sample_stats, observed_data."""
+        from .inference_data import to_inference_data
+
+        return to_inference_data(self)
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, path: str | Path) -> None:
+        """Write the fit (draws, model, design) to ``path``; read it back with ``lmmformula.load``."""
+        with open(path, "wb") as handle:
+            pickle.dump({"format": _FORMAT, "version": __version__, "fit": self}, handle)
+
+    def __str__(self) -> str:
+        return str(self.summary())
+
+    def _repr_html_(self) -> str:
+        return self.summary()._repr_html_()
+
     def __repr__(self) -> str:
         status = "no sampling problems" if not self.problems else f"{len(self.problems)} sampling problem(s)"
         return (
             f"<lmmformula.Fit {self.model.formula!r}: {self.num_chains} chains x {self.num_draws} draws "
             f"({self.backend}), {status}>"
         )
+
+
+def load(path: str | Path) -> Fit:
+    """Read a fit written by ``Fit.save`` (no Stan, no compiling)."""
+    with open(path, "rb") as handle:
+        content = pickle.load(handle)
+    if not isinstance(content, dict) or content.get("format") != _FORMAT:
+        raise ValueError(f"{path} is not a file written by lmmformula's Fit.save")
+    return content["fit"]
+
+
+def _dropped(model) -> str:
+    dropped = model._design.n_dropped
+    return f" ({dropped} rows with missing values dropped)" if dropped else ""
+
+
+def _per_group(groups: dict, summary: bool, probs: tuple[float, ...]) -> dict[str, pd.DataFrame]:
+    out = {}
+    for name, group in groups.items():
+        if not summary:
+            means = group.draws.mean(axis=(0, 1))
+            out[name] = pd.DataFrame(
+                means, index=pd.Index(group.levels, name=name), columns=list(group.terms)
+            )
+            continue
+        draws = {
+            (level, term): group.draws[:, :, li, ti]
+            for li, level in enumerate(group.levels)
+            for ti, term in enumerate(group.terms)
+        }
+        table = results.summarize(draws, probs)
+        table.index.names = [name, "term"]
+        out[name] = table
+    return out

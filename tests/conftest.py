@@ -70,3 +70,16 @@ def toy() -> pd.DataFrame:
 def stanc():
     """Checks a program with the stanc bundled in httpstan; returns the generated C++."""
     return check_program
+
+
+@pytest.fixture(scope="session")
+def coffee_model(coffee):
+    import lmmformula as lf
+
+    return lf.Model("y ~ x + (x | group)", coffee)
+
+
+@pytest.fixture(scope="session")
+def coffee_fit(coffee_model):
+    """The acceptance fit: the defaults, seed 1 (compiles once per machine, then cached)."""
+    return coffee_model.fit(seed=1, progress=False)

@@ -21,24 +21,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import lmmformula as lf
 from lmmformula import cache, diagnostics
 from lmmformula.engines import cmdstan, embedded
 
 from .conftest import reference
 
 pytestmark = pytest.mark.slow
-FORMULA = "y ~ x + (x | group)"
-
-
-@pytest.fixture(scope="module")
-def coffee_model(coffee):
-    return lf.Model(FORMULA, coffee)
-
-
-@pytest.fixture(scope="module")
-def coffee_fit(coffee_model):
-    return coffee_model.fit(seed=1, progress=False)
 
 
 def test_coffee_fit_matches_lme4(coffee_fit):

@@ -1,0 +1,66 @@
+"""Fit -> ArviZ InferenceData with the user's names as variables, dims and coords."""
+
+from __future__ import annotations
+
+import arviz as az
+import numpy as np
+
+from . import results
+
+_SAMPLE_STATS = {
+    "lp__": "lp",
+    "accept_stat__": "acceptance_rate",
+    "stepsize__": "step_size",
+    "treedepth__": "tree_depth",
+    "n_leapfrog__": "n_steps",
+    "divergent__": "diverging",
+    "energy__": "energy",
+}
+
+
+def to_inference_data(fit) -> az.InferenceData:
+    """posterior: each population-level coefficient (the real intercept), sigma,
+    ``sd_<group>`` (dim ``<group>__term``), ``cor_<group>`` (dim ``<group>__pair``) and
+    ``r_<group>`` (dims ``<group>``, ``<group>__term``); sample_stats; observed_data."""
+    spec = fit.model.design
+    posterior: dict[str, np.ndarray] = dict(results.fixef_draws(spec, fit.posterior))
+    coords: dict[str, list] = {}
+    dims: dict[str, list[str]] = {}
+    varcorr = results.varcorr_draws(spec, fit.posterior)
+    if ("Residual", "sigma") in varcorr:
+        posterior["sigma"] = varcorr[("Residual", "sigma")]
+    for group in results.ranef_draws(spec, fit.posterior).values():
+        name = group.factor
+        term_dim, pair_dim = f"{name}__term", f"{name}__pair"
+        sds = [(label[3:-1], v) for (g, label), v in varcorr.items() if g == name and label.startswith("sd(")]
+        cors = [
+            (label[4:-1], v) for (g, label), v in varcorr.items() if g == name and label.startswith("cor(")
+        ]
+        posterior[f"sd_{name}"] = np.stack([v for _, v in sds], axis=-1)
+        coords[term_dim] = [t for t, _ in sds]
+        dims[f"sd_{name}"] = [term_dim]
+        if cors:
+            posterior[f"cor_{name}"] = np.stack([v for _, v in cors], axis=-1)
+            coords[pair_dim] = [p for p, _ in cors]
+            dims[f"cor_{name}"] = [pair_dim]
+        posterior[f"r_{name}"] = group.draws
+        coords[name] = list(group.levels)
+        dims[f"r_{name}"] = [name, term_dim]
+    sample_stats = {
+        new: (fit.sampler[old].astype(bool) if new == "diverging" else fit.sampler[old])
+        for old, new in _SAMPLE_STATS.items()
+        if old in fit.sampler
+    }
+    observed = fit.model._design.response.y
+    return az.from_dict(
+        posterior=posterior,
+        sample_stats=sample_stats,
+        observed_data={"y": observed},
+        coords={**coords, "obs": np.arange(len(observed))},
+        dims={**dims, "y": ["obs"]},
+        attrs={
+            "formula": fit.model.formula,
+            "family": str(fit.model.family),
+            "inference_library": "lmmformula",
+        },
+    )
