@@ -6,13 +6,16 @@ rows pin them down better than the population distribution does, i.e. when the s
 variance of a group's coefficient is smaller than the between-group variance ``sd**2``.
 Both come from cheap moment estimates: a pooled GLM fit of the fixed part, per-group
 weighted least squares of its working residuals on the block's columns, and the spread
-of those per-group estimates. The block is centered when the median group is data-rich
-for every column; otherwise (few rows per group, small sd: the funnel) it is non-centered.
+of those per-group estimates (taken at its lower 5 % confidence bound, so that a handful
+of groups does not count as proof). The block is centered when the median group is
+data-rich for every column; otherwise (few rows per group, small sd: the funnel) it is
+non-centered.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import chi2
 
 from .design import Design
 from .families import GAUSSIAN, POISSON, Family
@@ -39,9 +42,19 @@ def choose_parameterizations(design: Design, requested: str) -> tuple[str, ...]:
 
 
 def information_ratios(
-    Z: np.ndarray, J: np.ndarray, weights: np.ndarray, residuals: np.ndarray, gaussian: bool
+    Z: np.ndarray,
+    J: np.ndarray,
+    weights: np.ndarray,
+    residuals: np.ndarray,
+    gaussian: bool,
+    cautious: bool = True,
 ) -> np.ndarray:
-    """Per column: between-group variance over the median group's sampling variance."""
+    """Per column: between-group variance over the median group's sampling variance.
+
+    With ``cautious`` the between-group variance is its lower 5 % confidence bound (a
+    chi-square bound on the spread of the per-group estimates), so that few groups, whose
+    sd the data cannot pin down, lean towards the non-centered form.
+    """
     n_groups, n_columns = int(J.max()), Z.shape[1]
     index = J - 1
     A = np.zeros((n_groups, n_columns, n_columns))
@@ -61,7 +74,11 @@ def information_ratios(
         rss = weighted_ss - np.einsum("gi,gi->g", c[valid], estimates)
         dispersion = max(rss.sum() / (rows[valid] - n_columns).sum(), 1e-12)
     sampling = dispersion * np.einsum("gii->gi", inverse)
-    between = np.maximum(estimates.var(axis=0) - sampling.mean(axis=0), 0.0)
+    spread = estimates.var(axis=0, ddof=1)
+    if cautious:
+        groups = len(estimates)
+        spread = spread * chi2.ppf(0.05, groups - 1) / (groups - 1)
+    between = np.maximum(spread - sampling.mean(axis=0), 0.0)
     all_sampling = np.full((n_groups, n_columns), np.inf)
     all_sampling[valid] = sampling
     return between / np.median(all_sampling, axis=0)

@@ -44,8 +44,16 @@ def test_information_ratio_matches_the_simulation():
     J = data.g.str[1:].astype(int).to_numpy() + 1
     X = np.column_stack([np.ones(len(data)), data.x])
     residuals = data.y.to_numpy() - X @ np.linalg.lstsq(X, data.y.to_numpy(), rcond=None)[0]
-    ratio = information_ratios(np.ones((len(data), 1)), J, np.ones(len(data)), residuals, True)
+    ones = np.ones((len(data), 1))
+    ratio = information_ratios(ones, J, np.ones(len(data)), residuals, True, cautious=False)
     assert ratio[0] == pytest.approx(10.0, rel=0.2)
+    cautious = information_ratios(ones, J, np.ones(len(data)), residuals, True)
+    assert cautious[0] < ratio[0]
+
+
+def test_few_groups_lean_non_centered(sleepstudy):
+    """18 subjects: the point estimates say data-rich, the lower bound does not."""
+    assert lf.Model("Reaction ~ Days + (Days | Subject)", sleepstudy).parameterizations == ("noncentered",)
 
 
 def test_explicit_choice_applies_to_every_block(toy):
