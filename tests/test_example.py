@@ -1,0 +1,33 @@
+"""The main job: examples/coffee.py runs end to end and reproduces the blog's checks."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_coffee_example_runs(tmp_path, coffee_fit):  # coffee_fit: the program is compiled and cached
+    figure = tmp_path / "coffee.png"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "coffee.py"), "--figure", str(figure)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
+    out = result.stdout
+    # the blog's plain regression, to its printed digits
+    assert re.search(r"\(Intercept\)\s+3\.6933\s+\(SE 0\.2896\)", out)
+    assert re.search(r"\bx\s+0\.5223\s+\(SE 0\.2759\)", out)
+    assert "coef == fixef + ranef: True (posterior means); True (slope, draw by draw)" in out
+    assert "Multilevel Hyperparameters:" in out and "No divergences" in out
+    assert len(re.findall(r"simulated (10|1) \(inside the 95% interval\)", out)) == 2
+    assert figure.stat().st_size > 10_000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["coffee.png"]
