@@ -154,6 +154,20 @@ def test_arviz_round_trip(handmade):
     assert set(az.summary(idata, var_names=["x", "sigma"]).index) == {"x", "sigma"}
 
 
+def test_arviz_plots_work(handmade):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    idata = handmade.to_arviz()
+    axes = az.plot_trace(idata, var_names=["Intercept", "sd_g"])
+    assert axes.shape == (2, 2)  # one row per variable (sd_g compacts its terms)
+    axes = az.plot_forest(idata, var_names=["r_g"], combined=True)
+    assert "r_g" in " ".join(label.get_text() for label in axes[0].get_yticklabels())
+    plt.close("all")
+
+
 def test_save_and_load(handmade, tmp_path):
     path = tmp_path / "fit.lmm"
     handmade.save(path)
