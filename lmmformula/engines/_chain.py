@@ -1,7 +1,7 @@
 """Worker process of the embedded engine: runs one chain in its main thread.
 
-Started as ``python -m lmmformula.engines._chain MODULE SOCKET ARGUMENTS`` where
-ARGUMENTS is a pickle of ``(data, init, sampler_arguments)``. Draws and messages go to
+Started as ``python -m lmmformula.engines._chain MODULE SOCKET DATA ARGUMENTS`` where
+DATA is a pickle of the Stan data and ARGUMENTS one of ``(init, sampler_arguments)``. Draws and messages go to
 the parent over the Unix socket SOCKET; this process prints nothing.
 """
 
@@ -24,11 +24,13 @@ def _die_with_parent() -> None:
         pass
 
 
-def main(module_path: str, socket_path: str, arguments_path: str) -> int:
+def main(module_path: str, socket_path: str, data_path: str, arguments_path: str) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
     _die_with_parent()
+    with open(data_path, "rb") as handle:
+        data = pickle.load(handle)
     with open(arguments_path, "rb") as handle:
-        data, init, arguments = pickle.load(handle)
+        init, arguments = pickle.load(handle)
     spec = importlib.util.spec_from_file_location("stan_services", module_path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -36,4 +38,4 @@ def main(module_path: str, socket_path: str, arguments_path: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:4]))
+    sys.exit(main(*sys.argv[1:5]))

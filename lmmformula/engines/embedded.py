@@ -127,11 +127,13 @@ def sample(
     pending = list(range(1, settings.chains + 1))
     running: list[_Chain] = []
     finished: list[ChainOutput] = []
+    data_path = folder / "data.pickle"  # written once, read by every worker
+    data_path.write_bytes(pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
     try:
         while pending or running:
             while pending and len(running) < settings.cores:
                 number = pending.pop(0)
-                running.append(_start(program, data, settings, seed, number, folder))
+                running.append(_start(program, data_path, settings, seed, number, folder))
             for chain in _poll(running, progress):
                 running.remove(chain)
                 finished.append(_finish(chain))
@@ -143,12 +145,13 @@ def sample(
         raise
     finally:
         for chain in running:
-            chain.listener.close()
+            for sock in [chain.listener, *chain.connections]:
+                sock.close()
         shutil.rmtree(folder, ignore_errors=True)
     return sorted(finished, key=lambda output: output.chain)
 
 
-def _start(program, data, settings, seed, number, folder) -> _Chain:
+def _start(program, data_path, settings, seed, number, folder) -> _Chain:
     path = str(folder / f"chain{number}.sock")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
@@ -175,11 +178,20 @@ def _start(program, data, settings, seed, number, folder) -> _Chain:
         "window": 25,
     }
     arguments_path = folder / f"chain{number}.pickle"
-    arguments_path.write_bytes(pickle.dumps((data, init, arguments)))
+    arguments_path.write_bytes(pickle.dumps((init, arguments)))
     log = folder / f"chain{number}.log"
+    command = [
+        sys.executable,
+        "-m",
+        "lmmformula.engines._chain",
+        str(program.path),
+        path,
+        str(data_path),
+        str(arguments_path),
+    ]
     with open(log, "wb") as errors:
         process = subprocess.Popen(
-            [sys.executable, "-m", "lmmformula.engines._chain", str(program.path), path, str(arguments_path)],
+            command,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=errors,
