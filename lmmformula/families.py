@@ -95,7 +95,7 @@ def make_response(family: Family, columns: dict[str, np.ndarray]) -> Response:
     if len(names) == 2:
         return _binomial_from_cbind(family, names, columns)
     name, values = names[0], columns[names[0]]
-    if family is BINOMIAL:
+    if family == BINOMIAL:
         if not _is_binary(values):
             raise DataError(
                 f"response {name!r}: the binomial family needs 'cbind(successes, failures) ~ ...' "
@@ -103,7 +103,7 @@ def make_response(family: Family, columns: dict[str, np.ndarray]) -> Response:
             )
         binary = values.astype(np.int64)
         return Response(y=binary, trials=np.ones_like(binary))
-    if family is BERNOULLI:
+    if family == BERNOULLI:
         if not _is_binary(values):
             found = np.unique(values)[:5]
             raise DataError(
@@ -111,13 +111,13 @@ def make_response(family: Family, columns: dict[str, np.ndarray]) -> Response:
                 f"two levels); found {found.tolist()}"
             )
         return Response(y=values.astype(np.int64))
-    if family is POISSON:
+    if family == POISSON:
         return Response(y=_counts(name, values, "poisson"))
     return Response(y=values.astype(float))
 
 
 def _binomial_from_cbind(family: Family, names: list[str], columns: dict) -> Response:
-    if family is not BINOMIAL:
+    if family != BINOMIAL:
         raise DataError(f"cbind({', '.join(names)}) is a binomial response; pass family='binomial'")
     successes = _counts(names[0], columns[names[0]], "binomial")
     failures = _counts(names[1], columns[names[1]], "binomial")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Mapping
 
@@ -77,7 +78,7 @@ class Model:
         )
         name, engine = get_engine(backend)
         started = time.perf_counter()
-        program = engine.compile_program(self.stan_code)
+        program = engine.compile_program(self.stan_code, _announce_compile if progress else None)
         bars = ChainProgress(chains, iter_warmup + iter_sampling) if progress else None
         sampling_started = time.perf_counter()
         try:
@@ -120,6 +121,14 @@ class Model:
             f"<lmmformula.Model {self.design.formula.formula!r}, family {self.family}, "
             f"{self.nobs} observations; group-level: {blocks or 'none'}>"
         )
+
+
+def _announce_compile() -> None:
+    print(
+        "Compiling the Stan program: once per model structure, about a minute; later fits reuse it.",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def make_stancode(

@@ -34,7 +34,7 @@ def choose_parameterizations(design: Design, requested: str) -> tuple[str, ...]:
     if not design.Z:
         return ()
     weights, residuals = _working_residuals(design)
-    gaussian = design.spec.family is GAUSSIAN
+    gaussian = design.spec.family == GAUSSIAN
     return tuple(
         "centered" if min(information_ratios(Z, J, weights, residuals, gaussian)) > 1 else "noncentered"
         for Z, J in zip(design.Z, design.J)
@@ -93,11 +93,11 @@ def _working_residuals(design: Design) -> tuple[np.ndarray, np.ndarray]:
     y = design.response.y.astype(float)
     trials = design.response.trials
     n = trials.astype(float) if trials is not None else np.ones_like(y)
-    if family is GAUSSIAN:
+    if family == GAUSSIAN:
         beta = np.linalg.lstsq(X, y, rcond=None)[0] if X.shape[1] else np.zeros(0)
         eta = X @ beta if X.shape[1] else np.zeros_like(y)
         return np.ones_like(y), y - eta
-    if family is POISSON:
+    if family == POISSON:
         eta = np.log(y + 0.5)
     else:
         eta = np.log((y + 0.5) / (n - y + 0.5))
@@ -115,7 +115,7 @@ def _working_residuals(design: Design) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _mean_and_weights(family: Family, eta: np.ndarray, n: np.ndarray):
-    if family is POISSON:
+    if family == POISSON:
         mean = np.exp(np.clip(eta, -30, 30))
         return mean, np.maximum(mean, 1e-8)
     p = 1 / (1 + np.exp(-np.clip(eta, -30, 30)))

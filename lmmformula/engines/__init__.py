@@ -1,6 +1,6 @@
 """Engines that compile and sample Stan programs, behind one narrow interface:
 
-``compile_program(code) -> CompiledProgram`` and
+``compile_program(code, announce=None) -> CompiledProgram`` and
 ``sample(program, data, settings, progress) -> list[ChainOutput]``.
 """
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from ..cache import cached_build, program_key, strip_comments
+from ..cache import cached_build, program_key
 from .base import ChainOutput, CompiledProgram, SamplerSettings
 
 
@@ -34,14 +35,15 @@ def _toolchain() -> str:
     return f"cmdstan {cmdstanpy.cmdstan_path()} {cmdstanpy.cmdstan_version()}"
 
 
-def compile_program(code: str) -> CompiledProgram:
+def compile_program(code: str, announce: Callable[[], None] | None = None) -> CompiledProgram:
     import cmdstanpy
 
-    source = strip_comments(code)
-    key = program_key(source, _toolchain())
+    key = program_key(code, _toolchain())
 
     def build(folder: Path) -> None:
-        (folder / "model.stan").write_text(source)
+        if announce is not None:
+            announce()
+        (folder / "model.stan").write_text(code)
         cmdstanpy.CmdStanModel(stan_file=str(folder / "model.stan"), compile=True)
 
     started = time.perf_counter()

@@ -23,13 +23,14 @@ import sys
 import sysconfig
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpstan
 import numpy as np
 
-from ..cache import cached_build, program_key, strip_comments
+from ..cache import cached_build, program_key
 from ..stanc import StanCompileError, check_program
 from .base import ChainOutput, CompiledProgram, SamplerSettings
 
@@ -55,12 +56,20 @@ class EngineError(RuntimeError):
     """Compiling or sampling failed; the message says where and why."""
 
 
-def compile_program(code: str) -> CompiledProgram:
-    """Compile ``code`` once per toolchain; later calls (any process) reuse the cache."""
-    source = strip_comments(code)
-    key = program_key(source, TOOLCHAIN)
+def compile_program(code: str, announce: Callable[[], None] | None = None) -> CompiledProgram:
+    """Compile ``code`` once per toolchain; later calls (any process) reuse the cache.
+
+    ``announce`` is called just before a compile that the cache cannot spare.
+    """
+    key = program_key(code, TOOLCHAIN)
+
+    def build(folder: Path) -> None:
+        if announce is not None:
+            announce()
+        _build(code, key, folder)
+
     started = time.perf_counter()
-    folder, built = cached_build("embedded", key, lambda work: _build(source, key, work))
+    folder, built = cached_build("embedded", key, build)
     return CompiledProgram(
         code=code,
         key=key,
@@ -70,13 +79,13 @@ def compile_program(code: str) -> CompiledProgram:
     )
 
 
-def _build(source: str, key: str, folder: Path) -> None:
+def _build(code: str, key: str, folder: Path) -> None:
     name = f"model_{key}"
     try:
-        cpp = check_program(source, name=name)
+        cpp = check_program(code, name=name)  # line numbers as in the program the user sees
     except StanCompileError as error:
         raise EngineError(f"stanc rejected the program:\n{error}") from None
-    (folder / "model.stan").write_text(source)
+    (folder / "model.stan").write_text(code)
     (folder / f"{name}.cpp").write_text(cpp)
     command = [
         os.environ.get("CXX", "g++"),
@@ -91,7 +100,13 @@ def _build(source: str, key: str, folder: Path) -> None:
         "-o",
         str(folder / f"stan_services{_SUFFIX}"),
     ]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=folder)
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, cwd=folder)
+    except FileNotFoundError:
+        raise EngineError(
+            f"no C++ compiler {command[0]!r} found; the embedded engine needs g++ "
+            "(Debian/Ubuntu: apt-get install g++), or set CXX"
+        ) from None
     if result.returncode != 0:
         raise EngineError(f"C++ compilation of the Stan program failed:\n{result.stderr[-4000:]}")
 
