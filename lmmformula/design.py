@@ -239,32 +239,29 @@ def _response_values(expression: str, frame: pd.DataFrame) -> np.ndarray:
 
 def _gather_blocks(terms: tuple[GroupTerm, ...], frame: pd.DataFrame) -> tuple[GroupBlock, ...]:
     blocks: list[GroupBlock] = []
-    uncorrelated: dict[tuple[str, ...], int] = {}  # factor columns -> index in blocks
+    uncorrelated: dict[tuple[str, ...], int] = {}  # factor columns -> its uncorrelated block
     factors: dict[tuple[str, ...], GroupFactor] = {}
     for term in terms:
         matrix = _materialize(term.expr, frame, f"group-level term {term.source}")
         columns = tuple(matrix.model_spec.column_names)
         if not columns:
             raise FormulaError(f"group-level term {term.source} has no columns; use '(1 | {term.group})'")
-        factor = factors.setdefault(term.factors, _group_factor(term, frame))
-        if term.correlated and len(columns) > 1:
-            _check_no_duplicates(blocks, factor, columns, term)
-            blocks.append(GroupBlock(factor, (matrix.model_spec,), columns, True, (term.source,)))
-            continue
+        if term.factors not in factors:
+            factors[term.factors] = _group_factor(term, frame)
+        factor = factors[term.factors]
         _check_no_duplicates(blocks, factor, columns, term)
-        if term.factors in uncorrelated:
+        block = GroupBlock(factor, (matrix.model_spec,), columns, True, (term.source,))
+        if term.correlated and len(columns) > 1:
+            blocks.append(block)
+        elif term.factors in uncorrelated:
             index = uncorrelated[term.factors]
             old = blocks[index]
             blocks[index] = GroupBlock(
-                factor,
-                old.specs + (matrix.model_spec,),
-                old.columns + columns,
-                False,
-                old.sources + (term.source,),
+                factor, old.specs + block.specs, old.columns + columns, False, old.sources + block.sources
             )
         else:
             uncorrelated[term.factors] = len(blocks)
-            blocks.append(GroupBlock(factor, (matrix.model_spec,), columns, False, (term.source,)))
+            blocks.append(GroupBlock(factor, block.specs, columns, False, block.sources))
     return tuple(blocks)
 
 

@@ -73,34 +73,52 @@ def coef_draws(spec: DesignSpec, posterior: dict) -> dict[str, GroupDraws]:
     return out
 
 
-def varcorr_draws(spec: DesignSpec, posterior: dict) -> dict[tuple[str, str], np.ndarray]:
-    """Standard deviations and correlations, keyed (group, "sd(term)" / "cor(a,b)")."""
-    out = {}
+@dataclass(frozen=True, eq=False)
+class ScaleDraws:
+    """One sd (one term) or correlation (two terms) of a grouping factor, or sigma."""
+
+    group: str  # grouping factor, or "Residual" for sigma
+    kind: str  # "sd", "cor" or "sigma"
+    terms: tuple[str, ...]
+    draws: np.ndarray  # (chain, draw)
+
+    @property
+    def label(self) -> str:
+        """lme4/brms's label: sd(x), cor(Intercept,x), sigma."""
+        return "sigma" if self.kind == "sigma" else f"{self.kind}({','.join(self.terms)})"
+
+    @property
+    def brms_name(self) -> str:
+        """brms's variable name: sd_group__x, cor_group__Intercept__x, sigma."""
+        return "sigma" if self.kind == "sigma" else "__".join((f"{self.kind}_{self.group}", *self.terms))
+
+
+def scale_draws(spec: DesignSpec, posterior: dict) -> list[ScaleDraws]:
+    """Group-level sds and correlations, block by block, then the residual sigma."""
+    out = []
     for i, block in enumerate(spec.blocks, start=1):
-        group = block.factor.name
-        for m, term in enumerate(block.columns):
-            out[(group, f"sd({term})")] = posterior[f"sd_{i}"][..., m]
+        group, columns = block.factor.name, block.columns
+        out += [ScaleDraws(group, "sd", (t,), posterior[f"sd_{i}"][..., m]) for m, t in enumerate(columns)]
         if block.correlated:
-            for a in range(len(block.columns)):
-                for b in range(a + 1, len(block.columns)):
-                    label = f"cor({block.columns[a]},{block.columns[b]})"
-                    out[(group, label)] = posterior[f"Cor_{i}"][..., a, b]
+            out += [
+                ScaleDraws(group, "cor", (columns[a], columns[b]), posterior[f"Cor_{i}"][..., a, b])
+                for a in range(len(columns))
+                for b in range(a + 1, len(columns))
+            ]
     if spec.family.has_sigma:
-        out[("Residual", "sigma")] = posterior["sigma"]
+        out.append(ScaleDraws("Residual", "sigma", (), posterior["sigma"]))
     return out
+
+
+def varcorr_draws(spec: DesignSpec, posterior: dict) -> dict[tuple[str, str], np.ndarray]:
+    """Standard deviations and correlations, keyed (group, "sd(term)" / "cor(a,b)" / "sigma")."""
+    return {(scale.group, scale.label): scale.draws for scale in scale_draws(spec, posterior)}
 
 
 def readable_draws(spec: DesignSpec, posterior: dict) -> dict[str, np.ndarray]:
     """Every draw under brms's names: b_x, sd_group__x, cor_group__a__b, sigma, r_group[level,x]."""
     out = {f"b_{name}": values for name, values in fixef_draws(spec, posterior).items()}
-    for (group, label), values in varcorr_draws(spec, posterior).items():
-        if group == "Residual":
-            out["sigma"] = values
-        elif label.startswith("sd("):
-            out[f"sd_{group}__{label[3:-1]}"] = values
-        else:
-            first, second = label[4:-1].split(",", 1)
-            out[f"cor_{group}__{first}__{second}"] = values
+    out.update({scale.brms_name: scale.draws for scale in scale_draws(spec, posterior)})
     for group in ranef_draws(spec, posterior).values():
         for li, level in enumerate(group.levels):
             for ti, term in enumerate(group.terms):
