@@ -257,3 +257,50 @@ def test_orthodont_against_lme4(orthodont):
         for term, value in first5["ranef"][level].items():
             row = ranef.loc[(level, "Intercept" if term == "(Intercept)" else term)]
             assert row["Q2.5"] < value < row["Q97.5"], (level, term)
+
+
+@pytest.mark.slow
+def test_cbpp_binomial_against_lme4(cbpp):
+    fit = lf.Model("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family="binomial").fit(
+        seed=1, progress=False
+    )
+    assert fit.problems == ()
+    ref = reference("cbpp")
+    fixef = fit.fixef()
+    for lme4_name, value in ref["fixef"].items():
+        name = "Intercept" if lme4_name == "(Intercept)" else f"period[T.{lme4_name[-1]}]"
+        assert abs(fixef.loc[name, "Estimate"] - value) < 0.25 * ref["fixef_se"][lme4_name], name
+    sd = fit.varcorr().loc[("herd", "sd(Intercept)")]
+    assert sd["Q2.5"] < ref["varcorr"]["herd"]["sd"]["(Intercept)"] < sd["Q97.5"]
+    assert ("Residual", "sigma") not in fit.varcorr().index
+
+
+def _simulate_counts(seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    groups, rows = 30, 20
+    g = np.repeat(np.arange(groups), rows)
+    x = rng.normal(size=groups * rows)
+    eta = -0.3 + 0.7 * x + rng.normal(0, 0.5, groups)[g]
+    return pd.DataFrame(
+        {
+            "x": x,
+            "g": [f"g{i}" for i in g],
+            "count": rng.poisson(np.exp(eta + 1.0)),
+            "event": (rng.uniform(size=len(g)) < 1 / (1 + np.exp(-eta))).astype(int),
+        }
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("formula", "family", "intercept"),
+    [("count ~ x + (1 | g)", "poisson", 0.7), ("event ~ x + (1 | g)", "bernoulli", -0.3)],
+)
+def test_count_families_recover_the_simulation(formula, family, intercept):
+    """Simulated truth: slope 0.7, group sd 0.5; each truth inside the 95% interval."""
+    fit = lf.Model(formula, _simulate_counts(11), family=family).fit(seed=1, progress=False)
+    assert int(fit.sampler["divergent__"].sum()) == 0
+    fixef, sd = fit.fixef(), fit.varcorr().loc[("g", "sd(Intercept)")]
+    for name, truth in (("Intercept", intercept), ("x", 0.7)):
+        assert fixef.loc[name, "Q2.5"] < truth < fixef.loc[name, "Q97.5"], name
+    assert sd["Q2.5"] < 0.5 < sd["Q97.5"]
