@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from .errors import FormulaError
 
 _NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
+_ALL_COLUMNS = re.compile(r"(^|[\s+*:(-])\.($|[\s+*:)-])")
 _CBIND = re.compile(r"^cbind\s*\((.*)\)$", re.DOTALL)
 
 
@@ -66,6 +67,10 @@ def parse_formula(formula: str) -> FormulaSpec:
     if not rhs:
         raise FormulaError(f"formula {text!r} has nothing on the right of '~'; use '~ 1'")
     fixed, bars = _split_bars(rhs)
+    if _ALL_COLUMNS.search(fixed):
+        raise FormulaError(
+            f"'.' (all other columns) in {text!r} is not supported: name the predictors, e.g. 'y ~ x + z'"
+        )
     terms = tuple(term for bar in bars for term in _expand_bar(bar))
     return FormulaSpec(formula=text, response=_parse_response(lhs), fixed=fixed, group_terms=terms)
 

@@ -58,6 +58,7 @@ def test_cbind_response():
         ("y ~ ", "nothing on the right"),
         ("y ~ x + (1 | log(g))", "is not a column name"),
         ("cbind(a) ~ x", "cbind takes two arguments"),
+        ("y ~ . + (1 | g)", r"'\.' \(all other columns\) .* is not supported"),
         ("", "non-empty string"),
     ],
 )
