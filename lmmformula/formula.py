@@ -45,10 +45,6 @@ class FormulaSpec:
     fixed: str
     group_terms: tuple[GroupTerm, ...]
 
-    @property
-    def is_cbind(self) -> bool:
-        return len(self.response) == 2
-
 
 def parse_formula(formula: str) -> FormulaSpec:
     """Parse ``formula`` into a :class:`FormulaSpec`, raising FormulaError on bad syntax."""

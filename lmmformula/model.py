@@ -79,7 +79,7 @@ class Model:
         name, engine = get_engine(backend)
         started = time.perf_counter()
         program = engine.compile_program(self.stan_code, _announce_compile if progress else None)
-        bars = ChainProgress(chains, iter_warmup + iter_sampling) if progress else None
+        bars = ChainProgress(iter_warmup + iter_sampling) if progress else None
         sampling_started = time.perf_counter()
         try:
             outputs = engine.sample(program, self.stan_data, settings, bars)

@@ -12,8 +12,7 @@ _ITERATION = re.compile(r"Iteration:\s*(\d+)\s*/\s*(\d+)")
 class ChainProgress:
     """``progress(chain, message)`` callback; a chain's bar appears when the chain starts."""
 
-    def __init__(self, chains: int, total: int) -> None:
-        self._chains = chains
+    def __init__(self, total: int) -> None:
         self._total = total
         self._bars: dict[int, tqdm] = {}
 

@@ -39,7 +39,7 @@ def test_deep_nesting_and_interactions():
 
 def test_cbind_response():
     spec = parse_formula("cbind(hits, n - hits) ~ x")
-    assert spec.response == ("hits", "n - hits") and spec.is_cbind
+    assert spec.response == ("hits", "n - hits")
 
 
 @pytest.mark.parametrize(

@@ -70,5 +70,4 @@ class ChainOutput:
     columns: tuple[str, ...]
     values: np.ndarray
     seconds: dict[str, float]
-    messages: tuple[str, ...] = ()
     first_message_at: float | None = None  # time.perf_counter() when the chain first reported

@@ -285,7 +285,6 @@ def _finish(chain: _Chain) -> ChainOutput:
         columns=tuple(chain.columns),
         values=np.asarray(chain.rows, dtype=float),
         seconds=_elapsed(chain.messages),
-        messages=tuple(chain.messages),
         first_message_at=chain.first_message_at,
     )
 
