@@ -8,6 +8,8 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
+PROGRAM_NAME = "model.stan_code"
+
 
 class StanCompileError(RuntimeError):
     """stanc rejected a program; the message shows stanc's report and the offending line."""
@@ -28,21 +30,27 @@ def check_program(code: str, name: str = "model", timeout: float = 60.0) -> str:
         target = Path(folder) / f"{name}.hpp"
         source.write_text(code)
         result = subprocess.run(
-            [str(stanc_path()), f"--name={name}", f"--o={target}", str(source)],
+            [
+                str(stanc_path()),
+                f"--name={name}",
+                f"--filename-in-msg={PROGRAM_NAME}",  # runtime messages point at model.stan_code
+                f"--o={target}",
+                str(source),
+            ],
             capture_output=True,
             text=True,
             timeout=timeout,
         )
         if result.returncode != 0:
-            message = (result.stderr or result.stdout).replace(f"'{source}'", "the program")
-            raise StanCompileError(_explain(message, code))
+            message = result.stderr or result.stdout
+            raise StanCompileError(with_program_line(message, message, code))
         return target.read_text()
 
 
-def _explain(message: str, code: str) -> str:
-    """stanc's message plus the program line it points at."""
+def with_program_line(message: str, located: str, code: str) -> str:
+    """``message`` plus the program line that ``located`` names ("line N")."""
     lines = code.splitlines()
-    match = re.search(r"line (\d+)", message)
+    match = re.search(r"line (\d+)", located)
     if match and 0 < int(match.group(1)) <= len(lines):
         number = int(match.group(1))
         return f"{message.strip()}\n\nline {number} of the generated program:\n  {lines[number - 1]}"

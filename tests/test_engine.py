@@ -10,6 +10,7 @@ import asyncio
 import json
 import multiprocessing
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -158,6 +159,32 @@ def test_stanc_failure_shows_message_and_line():
         embedded.EngineError, match=r'(?s)stanc rejected.*";" expected.*line 4 of the generated'
     ):
         embedded.compile_program("parameters {\n  real x;\n  real y\n}\nmodel {\n  x ~ std_normal();\n}\n")
+
+
+def test_cxx_failure_points_at_the_stan_line(coffee_model):
+    from lmmformula.stanc import check_program
+
+    code = coffee_model.stan_code
+    cpp = check_program(code, name="model_x")
+    target = next(n for n, line in enumerate(code.splitlines(), 1) if "normal_id_glm" in line)
+    marker = next(
+        n
+        for n, line in enumerate(cpp.splitlines(), 1)
+        if re.search(r"current_statement__ = (\d+);", line)
+        and f"line {target}," in _location(cpp, int(re.search(r"= (\d+);", line).group(1)))
+    )
+    stderr = f"/x/model_x.cpp:{marker + 2}:7: error: no matching function for call to 'normal_id_glm_lpdf'"
+    message = embedded.explain_cxx_failure(stderr, cpp, code)
+    assert "no matching function" in message
+    assert (
+        f"line {target} of the generated program:\n  " in message
+        and "normal_id_glm" in message.splitlines()[-1]
+    )
+
+
+def _location(cpp: str, index: int) -> str:
+    block = re.search(r"locations_array__ =\s*\{(.*?)\};", cpp, re.DOTALL).group(1)
+    return re.findall(r'"([^"]*)"', block)[index]
 
 
 def _build_once(root: str, log: str) -> None:

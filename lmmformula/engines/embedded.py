@@ -31,7 +31,7 @@ import httpstan
 import numpy as np
 
 from ..cache import cached_build, program_key
-from ..stanc import StanCompileError, check_program
+from ..stanc import PROGRAM_NAME, StanCompileError, check_program, with_program_line
 from .base import ChainOutput, CompiledProgram, SamplerSettings
 
 HTTPSTAN_DIR = Path(httpstan.__file__).parent
@@ -49,7 +49,10 @@ _FLAGS = (
     "-D_GLIBCXX_USE_CXX11_ABI=0",
 )
 _LIBRARIES = ("-lsundials_cvodes", "-lsundials_idas", "-lsundials_nvecserial", "-ltbb")
-TOOLCHAIN = f"httpstan {httpstan.__version__}; {' '.join(_FLAGS)}; {sys.implementation.cache_tag}{_SUFFIX}"
+TOOLCHAIN = (
+    f"httpstan {httpstan.__version__}; stanc --filename-in-msg={PROGRAM_NAME}; {' '.join(_FLAGS)}; "
+    f"{sys.implementation.cache_tag}{_SUFFIX}"
+)
 
 
 class EngineError(RuntimeError):
@@ -108,7 +111,26 @@ def _build(code: str, key: str, folder: Path) -> None:
             "(Debian/Ubuntu: apt-get install g++), or set CXX"
         ) from None
     if result.returncode != 0:
-        raise EngineError(f"C++ compilation of the Stan program failed:\n{result.stderr[-4000:]}")
+        raise EngineError(explain_cxx_failure(result.stderr, cpp, code))
+
+
+def explain_cxx_failure(stderr: str, cpp: str, code: str) -> str:
+    """The compiler's first error, mapped back to the line of the Stan program it came from.
+
+    stanc marks each statement in the C++ with ``current_statement__ = k;``; entry k of
+    ``locations_array__`` names the Stan line.
+    """
+    message = f"C++ compilation of the Stan program failed:\n{stderr[-4000:]}"
+    error = re.search(r"\.cpp:(\d+):\d+: (?:fatal )?error", stderr)
+    block = re.search(r"locations_array__ =\s*\{(.*?)\};", cpp, re.DOTALL)
+    if not error or not block:
+        return message
+    locations = re.findall(r'"([^"]*)"', block.group(1))
+    for text in reversed(cpp.splitlines()[: int(error.group(1))]):
+        statement = re.search(r"current_statement__ = (\d+);", text)
+        if statement and int(statement.group(1)) < len(locations):
+            return with_program_line(message, locations[int(statement.group(1))], code)
+    return message
 
 
 # ---------------------------------------------------------------- sampling
