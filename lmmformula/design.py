@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -103,12 +103,11 @@ class Design:
     X: np.ndarray
     Z: tuple[np.ndarray, ...]
     J: tuple[np.ndarray, ...]
-    rows: np.ndarray = field(repr=False)  # positions of the used rows in the user's data
     n_dropped: int = 0
 
     @property
     def n(self) -> int:
-        return len(self.rows)
+        return len(self.response.y)
 
 
 def build_design(formula: FormulaSpec, family: Family, data: pd.DataFrame) -> Design:
@@ -117,20 +116,20 @@ def build_design(formula: FormulaSpec, family: Family, data: pd.DataFrame) -> De
         raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}")
     used = _used_columns(formula, data)
     complete = _complete_rows(data, used)
-    rows = np.flatnonzero(complete)
     frame = data.loc[complete, used].reset_index(drop=True)
 
-    fixed = _materialize(formula.fixed, frame, f"fixed part {formula.fixed!r}")
-    fixed_names = tuple(fixed.model_spec.column_names)
+    fixed_spec, fixed = _materialize(formula.fixed, frame, f"fixed part {formula.fixed!r}")
+    fixed_names = tuple(fixed_spec.column_names)
     has_intercept = INTERCEPT in fixed_names
     if has_intercept and fixed_names[0] != INTERCEPT:
         raise FormulaError(f"fixed part {formula.fixed!r}: the intercept must be its first column")
     response = make_response(family, _response_columns(formula, frame))
-    blocks = _gather_blocks(formula.group_terms, frame)
+    blocks, Z = _gather_blocks(formula.group_terms, frame)
+    codes = {block.factor.columns: block.factor.codes(frame) for block in blocks}  # once per factor
     spec = DesignSpec(
         formula=formula,
         family=family,
-        fixed_spec=fixed.model_spec,
+        fixed_spec=fixed_spec,
         fixed_columns=fixed_names[1:] if has_intercept else fixed_names,
         has_intercept=has_intercept,
         blocks=blocks,
@@ -138,11 +137,10 @@ def build_design(formula: FormulaSpec, family: Family, data: pd.DataFrame) -> De
     return Design(
         spec=spec,
         response=response,
-        X=spec.fixed_matrix(frame),
-        Z=tuple(block.matrix(frame) for block in blocks),
-        J=tuple(block.factor.codes(frame) for block in blocks),
-        rows=rows,
-        n_dropped=len(data) - len(rows),
+        X=fixed[:, 1:] if has_intercept else fixed,
+        Z=Z,
+        J=tuple(codes[block.factor.columns] for block in blocks),
+        n_dropped=int((~complete).sum()),
     )
 
 
@@ -187,14 +185,16 @@ def _complete_rows(data: pd.DataFrame, columns: list[str]) -> np.ndarray:
     return ~incomplete
 
 
-def _materialize(expression: str, frame: pd.DataFrame, what: str):
+def _materialize(expression: str, frame: pd.DataFrame, what: str) -> tuple[ModelSpec, np.ndarray]:
+    """Evaluate ``expression`` with formulaic: its model spec (for new data) and its matrix."""
     try:
         with np.errstate(all="ignore"):  # non-finite results are reported below, by column
             matrix = model_matrix(expression, frame, na_action="ignore")
     except Exception as exc:  # formulaic raises many types; show its message, not its traceback
         raise FormulaError(f"cannot evaluate {what}: {exc}") from None
-    _check_finite(np.asarray(matrix, dtype=float), tuple(matrix.model_spec.column_names), what)
-    return matrix
+    values = np.asarray(matrix, dtype=float)
+    _check_finite(values, tuple(matrix.model_spec.column_names), what)
+    return matrix.model_spec, values
 
 
 def _evaluate(spec: ModelSpec, frame: pd.DataFrame, what: str) -> np.ndarray:
@@ -233,36 +233,41 @@ def _response_values(expression: str, frame: pd.DataFrame) -> np.ndarray:
             f"response {expression!r} is not numeric (dtype {column.dtype}, e.g. {levels[:3]}); "
             "convert it to numbers"
         )
-    matrix = _materialize(f"0 + I({expression})", frame, f"response {expression!r}")
-    return np.asarray(matrix, dtype=float)[:, 0]
+    return _materialize(f"0 + I({expression})", frame, f"response {expression!r}")[1][:, 0]
 
 
-def _gather_blocks(terms: tuple[GroupTerm, ...], frame: pd.DataFrame) -> tuple[GroupBlock, ...]:
+def _gather_blocks(
+    terms: tuple[GroupTerm, ...], frame: pd.DataFrame
+) -> tuple[tuple[GroupBlock, ...], tuple[np.ndarray, ...]]:
+    """The blocks of the group-level terms and, already evaluated, their matrices."""
     blocks: list[GroupBlock] = []
+    matrices: list[np.ndarray] = []
     uncorrelated: dict[tuple[str, ...], int] = {}  # factor columns -> its uncorrelated block
     factors: dict[tuple[str, ...], GroupFactor] = {}
     for term in terms:
-        matrix = _materialize(term.expr, frame, f"group-level term {term.source}")
-        columns = tuple(matrix.model_spec.column_names)
+        spec, matrix = _materialize(term.expr, frame, f"group-level term {term.source}")
+        columns = tuple(spec.column_names)
         if not columns:
             raise FormulaError(f"group-level term {term.source} has no columns; use '(1 | {term.group})'")
         if term.factors not in factors:
             factors[term.factors] = _group_factor(term, frame)
         factor = factors[term.factors]
         _check_no_duplicates(blocks, factor, columns, term)
-        block = GroupBlock(factor, (matrix.model_spec,), columns, True, (term.source,))
         if term.correlated and len(columns) > 1:
-            blocks.append(block)
+            blocks.append(GroupBlock(factor, (spec,), columns, True, (term.source,)))
+            matrices.append(matrix)
         elif term.factors in uncorrelated:
             index = uncorrelated[term.factors]
             old = blocks[index]
             blocks[index] = GroupBlock(
-                factor, old.specs + block.specs, old.columns + columns, False, old.sources + block.sources
+                factor, old.specs + (spec,), old.columns + columns, False, old.sources + (term.source,)
             )
+            matrices[index] = np.hstack([matrices[index], matrix])
         else:
             uncorrelated[term.factors] = len(blocks)
-            blocks.append(GroupBlock(factor, block.specs, columns, False, block.sources))
-    return tuple(blocks)
+            blocks.append(GroupBlock(factor, (spec,), columns, False, (term.source,)))
+            matrices.append(matrix)
+    return tuple(blocks), tuple(matrices)
 
 
 def _check_no_duplicates(blocks, factor: GroupFactor, columns, term: GroupTerm) -> None:

@@ -152,5 +152,9 @@ def test_design_spec_rebuilds_matrices_for_new_data(toy):
     np.testing.assert_array_equal(
         block.factor.codes(new), [block.factor.levels.index("g3") + 1, block.factor.levels.index("g10") + 1]
     )
+    # re-applied to the fitting data, the spec gives back the fitted matrices
+    np.testing.assert_array_equal(spec.fixed_matrix(toy), model.stan_data["X"])
+    np.testing.assert_array_equal(block.matrix(toy), model.stan_data["Z_1"])
+    np.testing.assert_array_equal(block.factor.codes(toy), model.stan_data["J_1"])
     with pytest.raises(lf.DataError, match="levels not seen in fitting"):
         block.factor.codes(pd.DataFrame({"g": ["g99"]}))
