@@ -12,7 +12,7 @@ import jinja2
 import numpy as np
 
 from . import __version__
-from .design import Design, GroupBlock
+from .design import Design, DesignSpec, GroupBlock
 from .priors import PriorData
 
 
@@ -62,14 +62,19 @@ def used_priors(design: Design, priors: dict[str, PriorData]) -> list[PriorData]
     return [priors[name] for name, use in wanted.items() if use and not priors[name].is_flat]
 
 
-def render_code(design: Design, parameterizations: tuple[str, ...], priors: dict[str, PriorData]) -> str:
-    """The Stan program for ``design``; data sizes and prior numbers stay in the data."""
-    spec = design.spec
-    coefficients = _coefficients_expression(spec.has_intercept, bool(spec.fixed_columns))
-    blocks = [
+def block_codes(spec: DesignSpec, parameterizations: tuple[str, ...]) -> list[BlockCode]:
+    """Per block: its template and whether its coefficients vary around population ones."""
+    coefficients = _coefficients(spec)[0]
+    return [
         _block_code(i, block, parameterization, coefficients)
         for i, (block, parameterization) in enumerate(zip(spec.blocks, parameterizations), start=1)
     ]
+
+
+def render_code(design: Design, parameterizations: tuple[str, ...], priors: dict[str, PriorData]) -> str:
+    """The Stan program for ``design``; data sizes and prior numbers stay in the data."""
+    spec = design.spec
+    blocks = block_codes(spec, parameterizations)
     code = (
         _environment()
         .get_template("model.stan.j2")
@@ -80,7 +85,7 @@ def render_code(design: Design, parameterizations: tuple[str, ...], priors: dict
             has_intercept=spec.has_intercept,
             has_slopes=bool(spec.fixed_columns),
             design_matrix="Xc" if spec.has_intercept else "X",
-            n_coefficients=_count_expression(spec.has_intercept, bool(spec.fixed_columns)),
+            n_coefficients=_coefficients(spec)[1],
             blocks=blocks,
             correlated_blocks=[block for block in blocks if block.correlated],
             priors=used_priors(design, priors),
@@ -99,14 +104,14 @@ def build_data(design: Design, parameterizations: tuple[str, ...], priors: dict[
     if spec.fixed_columns:
         data["K"] = len(spec.fixed_columns)
         data["X"] = design.X
-    for i, (block, Z, J, parameterization) in enumerate(
-        zip(spec.blocks, design.Z, design.J, parameterizations), start=1
+    for i, (block, code, Z, J) in enumerate(
+        zip(spec.blocks, block_codes(spec, parameterizations), design.Z, design.J), start=1
     ):
         data[f"N_{i}"] = len(block.factor.levels)
         data[f"M_{i}"] = len(block.columns)
         data[f"J_{i}"] = J
         data[f"Z_{i}"] = Z
-        if parameterization == "centered" and spec.coefficient_names:
+        if code.has_center_map:
             data[f"F_{i}"] = center_map(block, spec.coefficient_names)
     for prior in used_priors(design, priors):
         data.update(prior.stan_data())
@@ -115,9 +120,7 @@ def build_data(design: Design, parameterizations: tuple[str, ...], priors: dict[
 
 def center_map(block: GroupBlock, coefficients: tuple[str, ...]) -> np.ndarray:
     """0/1 matrix: row m picks the population-level coefficient of the block's column m."""
-    return np.array([[float(column == name) for name in coefficients] for column in block.columns]).reshape(
-        len(block.columns), len(coefficients)
-    )
+    return np.array([[float(column == name) for name in coefficients] for column in block.columns])
 
 
 def _block_code(index: int, block: GroupBlock, parameterization: str, coefficients: str | None) -> BlockCode:
@@ -136,16 +139,12 @@ def _block_code(index: int, block: GroupBlock, parameterization: str, coefficien
     )
 
 
-def _coefficients_expression(has_intercept: bool, has_slopes: bool) -> str | None:
-    """All population-level coefficients as one Stan vector, intercept first."""
-    if has_intercept and has_slopes:
-        return "append_row(b_Intercept, b)"
-    if has_intercept:
-        return "rep_vector(b_Intercept, 1)"
-    return "b" if has_slopes else None
-
-
-def _count_expression(has_intercept: bool, has_slopes: bool) -> str:
-    return {(True, True): "K + 1", (True, False): "1", (False, True): "K"}.get(
-        (has_intercept, has_slopes), "0"
-    )
+def _coefficients(spec: DesignSpec) -> tuple[str | None, str]:
+    """All population-level coefficients as one Stan vector (intercept first), and its size."""
+    if spec.has_intercept and spec.fixed_columns:
+        return "append_row(b_Intercept, b)", "K + 1"
+    if spec.has_intercept:
+        return "rep_vector(b_Intercept, 1)", "1"
+    if spec.fixed_columns:
+        return "b", "K"
+    return None, "0"
