@@ -93,16 +93,17 @@ class Fit:
         """brms-style report: print it, or let Jupyter show it as HTML."""
         spec = self.model.design
         probs = ((1 - prob) / 2, (1 + prob) / 2)
-        varcorr = results.varcorr_draws(spec, self.posterior)
-        groups = []
-        for block_factor in dict.fromkeys(block.factor.name for block in spec.blocks):
-            levels = next(len(b.factor.levels) for b in spec.blocks if b.factor.name == block_factor)
-            rows = {label: v for (g, label), v in varcorr.items() if g == block_factor}
-            groups.append((block_factor, levels, self._table(rows, probs, prob)))
-        family_rows = {label: v for (g, label), v in varcorr.items() if g == "Residual"}
+        scales = results.scale_draws(spec, self.posterior)
+        levels = {block.factor.name: len(block.factor.levels) for block in spec.blocks}
+        groups = tuple(
+            (factor, count, self._table({s.label: s.draws for s in scales if s.group == factor}, probs, prob))
+            for factor, count in levels.items()
+        )
+        family_rows = {s.label: s.draws for s in scales if s.kind == "sigma"}
+        family = self.model.family
         header = (
-            ("Family", f"{self.model.family.name}"),
-            ("Links", f"mu = {self.model.family.link}" + ("; sigma = identity" if family_rows else "")),
+            ("Family", family.name),
+            ("Links", f"mu = {family.link}" + ("; sigma = identity" if family.has_sigma else "")),
             ("Formula", self.model.formula),
             ("Data", f"{self.model.nobs} observations" + _dropped(self.model)),
             (
@@ -114,7 +115,7 @@ class Fit:
         )
         return Summary(
             header=header,
-            group_level=tuple(groups),
+            group_level=groups,
             population_level=self._table(results.fixef_draws(spec, self.posterior), probs, prob),
             family_level=self._table(family_rows, probs, prob) if family_rows else None,
             problems=self.problems,

@@ -73,7 +73,7 @@ class Model:
             adapt_delta=adapt_delta,
             max_treedepth=max_treedepth,
             init=init,
-            cores=min(cores or default_cores(), chains),
+            cores=min(default_cores() if cores is None else cores, chains),
             refresh=max(1, (iter_warmup + iter_sampling) // 100),
         )
         name, engine = get_engine(backend)

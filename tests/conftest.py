@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from lmmformula.datasets import load_dataset
-from lmmformula.stanc import check_program
+from lmmformula.stanc import check_program, stanc_path
 
 DATA = Path(__file__).parent / "data"
 
@@ -69,6 +69,7 @@ def toy() -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def stanc():
     """Checks a program with the stanc bundled in httpstan; returns the generated C++."""
+    assert stanc_path().is_file(), "httpstan's stanc is missing"
     return check_program
 
 

@@ -30,3 +30,8 @@ def test_init_per_chain():
     assert SamplerSettings(init={"sigma": 1.0}).init_for(2) == ({"sigma": 1.0}, 2.0)
     per_chain = SamplerSettings(chains=2, init=[{"sigma": 1.0}, {"sigma": 2.0}])
     assert per_chain.init_for(2) == ({"sigma": 2.0}, 2.0)
+
+
+def test_fit_checks_cores_before_compiling(coffee_model):
+    with pytest.raises(ValueError, match=r"cores=0: must be an integer >= 1"):
+        coffee_model.fit(cores=0)

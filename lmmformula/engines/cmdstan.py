@@ -12,8 +12,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 from ..cache import cached_build, program_key
 from .base import ChainOutput, CompiledProgram, SamplerSettings
 
@@ -66,10 +64,9 @@ def sample(
         stan_file=str(program.path.with_suffix(".stan")), exe_file=str(program.path)
     )
     output_dir = tempfile.mkdtemp(prefix="lmmformula-cmdstan-")
-    inits = settings.init
     try:
         fit = model.sample(
-            data={key: np.asarray(value) if not np.isscalar(value) else value for key, value in data.items()},
+            data=data,
             chains=settings.chains,
             parallel_chains=settings.cores,
             iter_warmup=settings.iter_warmup,
@@ -77,7 +74,7 @@ def sample(
             seed=settings.seed,
             adapt_delta=settings.adapt_delta,
             max_treedepth=settings.max_treedepth,
-            inits=inits,
+            inits=settings.init,
             show_progress=progress is not None,
             output_dir=output_dir,
         )

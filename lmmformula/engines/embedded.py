@@ -135,6 +135,9 @@ def explain_cxx_failure(stderr: str, cpp: str, code: str) -> str:
 
 # ---------------------------------------------------------------- sampling
 
+# Per-iteration unconstrained values, momenta and gradients, and initial values: not kept.
+_UNUSED_TOPICS = ("diagnostic", "initialization")
+
 
 @dataclass
 class _Chain:
@@ -254,6 +257,8 @@ def _poll(running: list[_Chain], progress) -> list[_Chain]:
             _consume(chain, sock, chain.connections.pop(sock) + b"\n", progress)
             sock.close()
             continue
+        if chain.topics.get(sock) in _UNUSED_TOPICS:
+            continue  # read and dropped unparsed: the bulk of the traffic
         buffered = chain.connections[sock] + block
         cut = buffered.rfind(b"\n")
         if cut >= 0:
@@ -273,14 +278,12 @@ def _ended(chain: _Chain) -> bool:
 
 def _consume(chain: _Chain, sock: socket.socket, payload: bytes, progress) -> None:
     for line in payload.split(b"\n"):
-        if not line:
+        if not line or chain.topics.get(sock) in _UNUSED_TOPICS:
             continue
-        if sock not in chain.topics:
-            chain.topics[sock] = json.loads(line)["topic"]
-        topic = chain.topics[sock]
-        if topic == "diagnostic" or topic == "initialization":
-            continue  # per-iteration unconstrained values and gradients: not kept
         message = json.loads(line)
+        topic = chain.topics.setdefault(sock, message["topic"])
+        if topic in _UNUSED_TOPICS:
+            continue
         values = message["values"]
         if topic == "sample" and isinstance(values, dict):  # a draw (other messages: adaptation)
             if chain.columns is None:
