@@ -12,20 +12,26 @@ import jinja2
 import numpy as np
 
 from . import __version__
-from .design import Design, DesignSpec, GroupBlock
+from .design import INTERCEPT, Design, DesignSpec, GroupBlock
+from .parameterization import BlockParameterization
 from .priors import PriorData
 
 
 @dataclass(frozen=True)
 class BlockCode:
-    """What the templates need to know about one group-level block."""
+    """What the templates need to know about one group-level block.
+
+    The program does not depend on the block's parameterization (a data switch picks
+    it); ``parameterization`` only labels the program's header comment.
+    """
 
     index: int
     template: str
     parameterization: str
     correlated: bool
-    has_center_map: bool
-    center: str
+    center: str | None  # Stan expression of what the columns vary around, if any
+    intercept_first: bool  # the first column is the intercept (all ones): no multiplication
+    n_columns: int
     factor: str
     sources: str
     columns: str
@@ -62,8 +68,8 @@ def used_priors(design: Design, priors: dict[str, PriorData]) -> list[PriorData]
     return [priors[name] for name, use in wanted.items() if use and not priors[name].is_flat]
 
 
-def block_codes(spec: DesignSpec, parameterizations: tuple[str, ...]) -> list[BlockCode]:
-    """Per block: its template and whether its coefficients vary around population ones."""
+def block_codes(spec: DesignSpec, parameterizations: tuple[BlockParameterization, ...]) -> list[BlockCode]:
+    """Per block: its template, its center and how its columns enter the linear predictor."""
     coefficients = _coefficients(spec)[0]
     return [
         _block_code(i, block, parameterization, coefficients)
@@ -71,7 +77,9 @@ def block_codes(spec: DesignSpec, parameterizations: tuple[str, ...]) -> list[Bl
     ]
 
 
-def render_code(design: Design, parameterizations: tuple[str, ...], priors: dict[str, PriorData]) -> str:
+def render_code(
+    design: Design, parameterizations: tuple[BlockParameterization, ...], priors: dict[str, PriorData]
+) -> str:
     """The Stan program for ``design``; data sizes and prior numbers stay in the data."""
     spec = design.spec
     blocks = block_codes(spec, parameterizations)
@@ -95,7 +103,9 @@ def render_code(design: Design, parameterizations: tuple[str, ...], priors: dict
     return re.sub(r"\n\s*\n", "\n", code).strip() + "\n"
 
 
-def build_data(design: Design, parameterizations: tuple[str, ...], priors: dict[str, PriorData]) -> dict:
+def build_data(
+    design: Design, parameterizations: tuple[BlockParameterization, ...], priors: dict[str, PriorData]
+) -> dict:
     """The Stan data matching :func:`render_code`."""
     spec = design.spec
     data: dict = {"N": design.n, "Y": design.response.y}
@@ -104,35 +114,44 @@ def build_data(design: Design, parameterizations: tuple[str, ...], priors: dict[
     if spec.fixed_columns:
         data["K"] = len(spec.fixed_columns)
         data["X"] = design.X
-    for i, (block, code, Z, J) in enumerate(
-        zip(spec.blocks, block_codes(spec, parameterizations), design.Z, design.J), start=1
+    for i, (block, code, choice, Z, J) in enumerate(
+        zip(spec.blocks, block_codes(spec, parameterizations), parameterizations, design.Z, design.J), start=1
     ):
         data[f"N_{i}"] = len(block.factor.levels)
         data[f"M_{i}"] = len(block.columns)
         data[f"J_{i}"] = J
         data[f"Z_{i}"] = Z
-        if code.has_center_map:
-            data[f"F_{i}"] = center_map(block, spec.coefficient_names)
+        data[f"centered_{i}"] = int(choice.centered)
+        if code.center:
+            data[f"F_{i}"] = center_map(block, spec.coefficient_names, choice.centers)
     for prior in used_priors(design, priors):
         data.update(prior.stan_data())
     return data
 
 
-def center_map(block: GroupBlock, coefficients: tuple[str, ...]) -> np.ndarray:
-    """0/1 matrix: row m picks the population-level coefficient of the block's column m."""
-    return np.array([[float(column == name) for name in coefficients] for column in block.columns])
+def center_map(block: GroupBlock, coefficients: tuple[str, ...], centers: tuple[str, ...]) -> np.ndarray:
+    """0/1 matrix: row m picks the population-level coefficient column m varies around.
+
+    Only the columns in ``centers`` vary around their population-level coefficient; the
+    rows of the others are zero (they vary around zero).
+    """
+    return np.array(
+        [[float(column == name and column in centers) for name in coefficients] for column in block.columns],
+        dtype=float,
+    ).reshape(len(block.columns), len(coefficients))
 
 
-def _block_code(index: int, block: GroupBlock, parameterization: str, coefficients: str | None) -> BlockCode:
-    centered = parameterization == "centered"
-    kind = "correlated" if block.correlated else "uncorrelated"
+def _block_code(
+    index: int, block: GroupBlock, choice: BlockParameterization, coefficients: str | None
+) -> BlockCode:
     return BlockCode(
         index=index,
-        template=f"group/{parameterization}_{kind}.stan.j2",
-        parameterization=parameterization,
+        template=f"group/{'correlated' if block.correlated else 'uncorrelated'}.stan.j2",
+        parameterization=str(choice),
         correlated=block.correlated,
-        has_center_map=centered and coefficients is not None,
-        center=f"F_{index} * {coefficients}" if coefficients else f"rep_vector(0.0, M_{index})",
+        center=f"F_{index} * {coefficients}" if coefficients else None,
+        intercept_first=block.columns[0] == INTERCEPT,
+        n_columns=len(block.columns),
         factor=block.factor.name,
         sources=" + ".join(block.sources),
         columns=", ".join(block.columns),

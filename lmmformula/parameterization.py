@@ -1,44 +1,121 @@
-"""Choose, per group-level block, the centered or the non-centered parameterization.
+"""Choose, per group-level block, how its coefficients are sampled.
 
-The rule behind ``parameterization="auto"`` (see docs/parameterization.md): a group's
-coefficients can be sampled centered on the population-level ones when the group's own
-rows pin them down better than the population distribution does, i.e. when the sampling
-variance of a group's coefficient is smaller than the between-group variance ``sd**2``.
-Both come from cheap moment estimates: a pooled GLM fit of the fixed part, per-group
-weighted least squares of its working residuals on the block's columns, and the spread
-of those per-group estimates (taken at its lower 5 % confidence bound, so that a handful
-of groups does not count as proof). The block is centered when the median group is
-data-rich for every column; otherwise (few rows per group, small sd: the funnel) it is
-non-centered.
+Each block is either *centered* (its group coefficients are the parameters) or
+*non-centered* (standardized effects ``z`` are the parameters and ``r = sd * z``). A
+centered block's columns vary around a population-level coefficient or around zero, and
+each population-level coefficient is the center of at most one block.
+
+The rule behind ``parameterization="auto"`` (see docs/parameterization.md): a block is
+centered when a typical group's own rows pin its coefficients down better than the
+population distribution does, i.e. when the sampling variance of a group's coefficient is
+smaller than the between-group variance ``sd**2`` (the *information ratio* of the column
+exceeds 1 for every column). Both come from cheap moment estimates: a pooled GLM fit of
+the fixed part, per-group weighted least squares of its working residuals on the block's
+columns, and the spread of those per-group estimates (taken at its lower 5 % confidence
+bound, so that a handful of groups does not count as proof).
+
+Blocks are then judged together: when several centered blocks carry the same
+population-level coefficient (crossed or nested factors all with an intercept), only the
+block whose groups are best informed about it (highest information ratio) is centered on
+it; the others are centered at zero. Centering two blocks on one coefficient leaves the
+likelihood with only sums such as ``beta_1[j] + beta_2[k] - Intercept`` and NUTS crawls
+along that ridge.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.stats import chi2
 
 from .design import Design
+from .errors import DataError
 from .families import GAUSSIAN, POISSON, Family
 
 PARAMETERIZATIONS = ("auto", "centered", "noncentered")
 
 
-def choose_parameterizations(design: Design, requested: str) -> tuple[str, ...]:
-    """One of "centered" / "noncentered" per block of ``design``."""
-    if requested not in PARAMETERIZATIONS:
-        raise ValueError(
-            f"parameterization={requested!r} is not one of {', '.join(map(repr, PARAMETERIZATIONS))}"
+@dataclass(frozen=True)
+class BlockParameterization:
+    """How one group-level block is sampled.
+
+    ``centered``: the group coefficients themselves are parameters (else standardized
+    effects). ``centers``: the block's columns whose population-level coefficient is what
+    they vary around; the other columns of a centered block vary around zero.
+    """
+
+    centered: bool
+    centers: tuple[str, ...] = ()
+
+    @property
+    def kind(self) -> str:
+        return "centered" if self.centered else "noncentered"
+
+    def __str__(self) -> str:
+        if not self.centered:
+            return "noncentered"
+        if self.centers:
+            return f"centered on population {', '.join(self.centers)}"
+        return "centered at zero"
+
+
+def choose_parameterizations(design: Design, requested: str) -> tuple[BlockParameterization, ...]:
+    """One :class:`BlockParameterization` per block of ``design``.
+
+    ``requested``: ``"auto"`` (the rule), ``"centered"`` (every block centered, each
+    population-level coefficient the center of the best-informed block carrying it) or
+    ``"noncentered"``.
+    """
+    if not isinstance(requested, str) or requested not in PARAMETERIZATIONS:
+        raise DataError(
+            f"parameterization={requested!r} is not one of {', '.join(map(repr, PARAMETERIZATIONS))}; "
+            "'auto' chooses per group-level block from the data"
         )
-    if requested != "auto":
-        return (requested,) * len(design.Z)
     if not design.Z:
         return ()
+    if requested == "noncentered":
+        return tuple(BlockParameterization(False) for _ in design.Z)
+    ratios = block_information(design)
+    if requested == "centered":
+        centered = [True] * len(ratios)
+    else:
+        centered = [bool(min(ratio) > 1) for ratio in ratios]
+    centers = assign_centers(
+        [block.columns for block in design.spec.blocks], ratios, centered, design.spec.coefficient_names
+    )
+    return tuple(BlockParameterization(c, tuple(names)) for c, names in zip(centered, centers))
+
+
+def block_information(design: Design) -> list[np.ndarray]:
+    """Per block, the information ratio of each of its columns (see :func:`information_ratios`)."""
     weights, residuals = _working_residuals(design)
     gaussian = design.spec.family == GAUSSIAN
-    return tuple(
-        "centered" if min(information_ratios(Z, J, weights, residuals, gaussian)) > 1 else "noncentered"
-        for Z, J in zip(design.Z, design.J)
-    )
+    return [information_ratios(Z, J, weights, residuals, gaussian) for Z, J in zip(design.Z, design.J)]
+
+
+def assign_centers(
+    columns: list[tuple[str, ...]],
+    ratios: list[np.ndarray],
+    centered: list[bool],
+    coefficients: tuple[str, ...],
+) -> list[list[str]]:
+    """Per block, the columns centered on their population-level coefficient.
+
+    Each coefficient goes to at most one centered block: the one with the highest
+    information ratio for it (the first such block on a tie).
+    """
+    centers: list[list[str]] = [[] for _ in columns]
+    for name in coefficients:
+        candidates = [
+            (float(ratios[i][list(cols).index(name)]), -i)
+            for i, cols in enumerate(columns)
+            if centered[i] and name in cols
+        ]
+        if candidates:
+            best = -max(candidates)[1]
+            centers[best].append(name)
+    return [[c for c in cols if c in chosen] for cols, chosen in zip(columns, centers)]
 
 
 def information_ratios(

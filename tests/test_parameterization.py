@@ -1,13 +1,22 @@
-"""parameterization="auto": centered for data-rich groups, non-centered for data-poor ones."""
+"""parameterization="auto": centered for data-rich groups, non-centered for data-poor ones, blocks judged
+together so that a population-level coefficient is the center of at most one block."""
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import pandas as pd
 import pytest
 
 import lmmformula as lf
-from lmmformula.parameterization import information_ratios
+from lmmformula.cache import strip_comments
+from lmmformula.codegen import build_data, render_code
+from lmmformula.parameterization import BlockParameterization, assign_centers, information_ratios
+
+CENTERED_ON_INTERCEPT = BlockParameterization(True, ("Intercept",))
+AT_ZERO = BlockParameterization(True, ())
+NONCENTERED = BlockParameterization(False)
 
 
 def _simulate(groups: int, rows: tuple[int, int], sd_intercept: float, sd_slope: float, seed: int):
@@ -21,13 +30,32 @@ def _simulate(groups: int, rows: tuple[int, int], sd_intercept: float, sd_slope:
     return pd.DataFrame({"y": y, "x": x, "g": [f"g{i}" for i in g]})
 
 
+def _crossed(n_a: int, n_b: int, sd_a: float, sd_b: float, seed: int, family: str = "gaussian"):
+    """Every level of a meets every level of b once; intercepts only."""
+    rng = np.random.default_rng(seed)
+    a, b = (v.ravel() for v in np.meshgrid(np.arange(n_a), np.arange(n_b), indexing="ij"))
+    x = rng.normal(size=len(a))
+    eta = 0.2 + 0.5 * x + rng.normal(0, sd_a, n_a)[a] + rng.normal(0, sd_b, n_b)[b]
+    if family == "bernoulli":
+        y = (rng.uniform(size=len(a)) < 1 / (1 + np.exp(-eta))).astype(int)
+    else:
+        y = eta + rng.normal(size=len(a))
+    return pd.DataFrame({"y": y, "x": x, "a": [f"a{i}" for i in a], "b": [f"b{i}" for i in b]})
+
+
 def test_auto_centers_data_rich_coffee(coffee):
-    assert lf.Model("y ~ x + (x | group)", coffee).parameterizations == ("centered",)
+    model = lf.Model("y ~ x + (x | group)", coffee)
+    assert model.parameterizations == (BlockParameterization(True, ("Intercept", "x")),)
+    np.testing.assert_array_equal(model.stan_data["F_1"], np.eye(2))
+    assert model.stan_data["centered_1"] == 1
 
 
 def test_auto_does_not_center_data_poor_groups():
     poor = _simulate(groups=300, rows=(2, 3), sd_intercept=0.3, sd_slope=0.2, seed=1)
-    assert lf.Model("y ~ x + (x | g)", poor).parameterizations == ("noncentered",)
+    model = lf.Model("y ~ x + (x | g)", poor)
+    assert model.parameterizations == (NONCENTERED,)
+    assert model.stan_data["centered_1"] == 0
+    np.testing.assert_array_equal(model.stan_data["F_1"], 0.0)
 
 
 def test_auto_decides_per_block():
@@ -35,7 +63,73 @@ def test_auto_decides_per_block():
     rng = np.random.default_rng(3)
     rich["h"] = [f"h{i}" for i in rng.integers(0, 200, size=len(rich))]  # ~3 rows each, no effect
     model = lf.Model("y ~ x + (1 | g) + (1 | h)", rich)
-    assert model.parameterizations == ("centered", "noncentered")
+    assert model.parameterizations == (CENTERED_ON_INTERCEPT, NONCENTERED)
+
+
+@pytest.mark.parametrize("family", ["gaussian", "bernoulli"])
+def test_crossed_data_rich_factors_share_no_center(family):
+    """Two crossed factors both data-rich: only the one whose levels have the most rows (here b: 120 rows
+    per level against a's 30) is centered on the intercept; a is centered at zero."""
+    data = _crossed(n_a=120, n_b=30, sd_a=1.5, sd_b=1.5, seed=5, family=family)
+    model = lf.Model("y ~ x + (1 | a) + (1 | b)", data, family=family)
+    assert model.parameterizations == (AT_ZERO, CENTERED_ON_INTERCEPT)
+    np.testing.assert_array_equal(model.stan_data["F_1"], [[0.0, 0.0]])
+    np.testing.assert_array_equal(model.stan_data["F_2"], [[1.0, 0.0]])
+    # the order of the terms does not matter
+    swapped = lf.Model("y ~ x + (1 | b) + (1 | a)", data, family=family)
+    assert swapped.parameterizations == (CENTERED_ON_INTERCEPT, AT_ZERO)
+
+
+def test_crossed_with_a_data_poor_factor():
+    """A data-rich factor keeps the intercept; one with small sd and few rows per level is non-centered."""
+    data = _crossed(n_a=300, n_b=8, sd_a=0.05, sd_b=1.0, seed=6)
+    model = lf.Model("y ~ x + (1 | a) + (1 | b)", data)
+    assert model.parameterizations == (NONCENTERED, CENTERED_ON_INTERCEPT)
+
+
+def test_nested_factors_center_the_outer_one():
+    rng = np.random.default_rng(7)
+    school = np.repeat(np.arange(20), 60)
+    klass = np.repeat(np.arange(20 * 5), 12)  # 5 classes of 12 pupils per school
+    y = 2 + rng.normal(0, 2.0, 20)[school] + rng.normal(0, 1.0, 100)[klass] + rng.normal(size=1200)
+    data = pd.DataFrame({"y": y, "school": [f"s{i}" for i in school], "klass": [f"c{i % 5}" for i in klass]})
+    model = lf.Model("y ~ 1 + (1 | school/klass)", data)
+    assert [b.factor.name for b in model.design.blocks] == ["school", "school:klass"]
+    assert model.parameterizations == (CENTERED_ON_INTERCEPT, AT_ZERO)
+
+
+def test_slopes_on_two_crossed_factors_each_coefficient_has_one_center():
+    """Intercept and slope may go to different blocks: each to the block best informed about it."""
+    rng = np.random.default_rng(8)
+    a, b = (v.ravel() for v in np.meshgrid(np.arange(40), np.arange(40), indexing="ij"))
+    x = rng.normal(size=len(a))
+    # a: large intercept sd, tiny slope sd; b: tiny intercept sd, large slope sd
+    u_a = rng.normal(0, [3.0, 0.4], (40, 2))
+    u_b = rng.normal(0, [0.4, 3.0], (40, 2))
+    y = 1 + u_a[a, 0] + u_b[b, 0] + (0.5 + u_a[a, 1] + u_b[b, 1]) * x + rng.normal(size=len(a))
+    data = pd.DataFrame({"y": y, "x": x, "a": [f"a{i}" for i in a], "b": [f"b{i}" for i in b]})
+    model = lf.Model("y ~ x + (x | a) + (x | b)", data, parameterization="centered")
+    assert model.parameterizations == (
+        BlockParameterization(True, ("Intercept",)),
+        BlockParameterization(True, ("x",)),
+    )
+    np.testing.assert_array_equal(model.stan_data["F_1"], [[1.0, 0.0], [0.0, 0.0]])
+    np.testing.assert_array_equal(model.stan_data["F_2"], [[0.0, 0.0], [0.0, 1.0]])
+
+
+def test_assign_centers_on_hand_made_ratios():
+    columns = [("Intercept", "x"), ("Intercept",), ("Intercept", "z")]
+    ratios = [np.array([5.0, 2.0]), np.array([9.0]), np.array([7.0, 3.0])]
+    names = ("Intercept", "x", "z")
+    everything = [True, True, True]
+    assert assign_centers(columns, ratios, everything, names) == [["x"], ["Intercept"], ["z"]]
+    # a non-centered block is never a center; the next best centered block takes the coefficient
+    assert assign_centers(columns, ratios, [True, False, True], names) == [["x"], [], ["Intercept", "z"]]
+    # a column with no population-level coefficient ('z' here) varies around zero
+    assert assign_centers(columns, ratios, everything, names[:2]) == [["x"], ["Intercept"], []]
+    # ties go to the first block
+    tie = [np.array([4.0, 1.0]), np.array([4.0])]
+    assert assign_centers(columns[:2], tie, [True, True], ("Intercept",)) == [["Intercept"], []]
 
 
 def test_information_ratio_matches_the_simulation():
@@ -53,10 +147,42 @@ def test_information_ratio_matches_the_simulation():
 
 def test_few_groups_lean_non_centered(sleepstudy):
     """18 subjects: the point estimates say data-rich, the lower bound does not."""
-    assert lf.Model("Reaction ~ Days + (Days | Subject)", sleepstudy).parameterizations == ("noncentered",)
+    model = lf.Model("Reaction ~ Days + (Days | Subject)", sleepstudy)
+    assert model.parameterizations == (NONCENTERED,)
 
 
 def test_explicit_choice_applies_to_every_block(toy):
     model = lf.Model("y ~ x + (x | g) + (1 | a)", toy, parameterization="centered")
-    assert model.parameterizations == ("centered", "centered")
-    assert model.stan_code.count("center_") > 0 and "z_1" not in model.stan_code
+    assert [p.centered for p in model.parameterizations] == [True, True]
+    # the intercept is the center of one block only
+    assert sum("Intercept" in p.centers for p in model.parameterizations) == 1
+    noncentered = lf.Model("y ~ x + (x | g) + (1 | a)", toy, parameterization="noncentered")
+    assert noncentered.parameterizations == (NONCENTERED, NONCENTERED)
+
+
+@pytest.mark.parametrize("bad", ["Centered", "none", 1, None])
+def test_bad_parameterization_names_the_argument(toy, bad):
+    with pytest.raises(lf.DataError, match="parameterization="):
+        lf.Model("y ~ x + (1 | g)", toy, parameterization=bad)
+
+
+def test_every_combination_of_decisions_gives_one_program(toy, stanc):
+    """The decisions travel in the data: every combination renders the same program, which passes stanc,
+    with data that say what was decided."""
+    model = lf.Model("y ~ x + (x | g) + (1 | a) + (0 + z | b)", toy)
+    design = model._design  # noqa: SLF001 - the codegen stage is what is under test
+    options = [
+        [NONCENTERED, BlockParameterization(True, ()), BlockParameterization(True, ("Intercept",))],
+        [NONCENTERED, BlockParameterization(True, ()), BlockParameterization(True, ("Intercept",))],
+        [NONCENTERED, BlockParameterization(True, ())],
+    ]
+    programs = set()
+    for choice in itertools.product(*options):
+        code = render_code(design, choice, model.priors)
+        data = build_data(design, choice, model.priors)
+        programs.add(strip_comments(code))
+        for i, block in enumerate(choice, start=1):
+            assert data[f"centered_{i}"] == int(block.centered)
+            assert data[f"F_{i}"][:, 0].sum() == float("Intercept" in block.centers)
+    assert len(programs) == 1
+    stanc(code)

@@ -91,6 +91,8 @@ def test_coffee_program_passes_stanc(coffee, stanc):
     cpp = stanc(code)
     assert "normal_id_glm" in code
     assert "for (n in" not in code  # vectorized: no loop over observations
+    # the intercept column of Z is not multiplied; the slope column is, as one vector operation
+    assert "mu += r_1[J_1, 1];" in code and "mu += Z_1[:, m] .* r_1[J_1, m];" in code
     assert len(cpp) > 1000
 
 
@@ -157,7 +159,8 @@ def test_uncorrelated_categorical_gets_one_sd_per_column(toy):
 
 def test_centered_program_centers_on_population_coefficients(coffee):
     model = lf.Model("y ~ x + (x | group)", coffee, parameterization="centered")
-    assert "beta_1 ~ multi_normal_cholesky(center_1" in model.stan_code
+    assert "r_1 = z_1' - rep_matrix((F_1 * append_row(b_Intercept, b))', N_1);" in model.stan_code
+    assert model.stan_data["centered_1"] == 1
     np.testing.assert_array_equal(model.stan_data["F_1"], np.eye(2))
     # a group-level column that is not in the fixed part varies around zero
     partial = lf.Model("y ~ 1 + (x | group)", coffee, parameterization="centered")

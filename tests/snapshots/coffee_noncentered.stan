@@ -12,6 +12,8 @@ data {
   int<lower=1> M_1;  // coefficients per level
   array[N] int<lower=1, upper=N_1> J_1;  // level of each observation
   matrix[N, M_1] Z_1;  // group-level design matrix
+  int<lower=0, upper=1> centered_1;  // 1: group coefficients sampled centered, 0: non-centered
+  matrix[M_1, K + 1] F_1;  // which population-level coefficient each column varies around
   // prior hyperparameters
   real<lower=0> prior_Intercept_df;
   real prior_Intercept_location;
@@ -38,22 +40,36 @@ parameters {
   real<lower=0> sigma;  // residual standard deviation
   vector<lower=0>[M_1] sd_1;  // group-level standard deviations
   cholesky_factor_corr[M_1] L_1;  // Cholesky factor of the correlation matrix
-  matrix[M_1, N_1] z_1;  // standardized group-level effects
+  matrix[M_1, N_1] z_1;  // per level: group coefficients if centered_1, else standardized
 }
 transformed parameters {
   real b_Intercept = Intercept - dot_product(means_X, b);  // intercept at zero predictors
-  matrix[N_1, M_1] r_1 = (diag_pre_multiply(sd_1, L_1) * z_1)';  // group-level effects
+  matrix[N_1, M_1] r_1;  // group-level effects
+  if (centered_1) {
+    r_1 = z_1' - rep_matrix((F_1 * append_row(b_Intercept, b))', N_1);
+  } else {
+    r_1 = (diag_pre_multiply(sd_1, L_1) * z_1)';
+  }
 }
 model {
   vector[N] mu = rep_vector(Intercept, N);  // linear predictor without X * b
-  mu += rows_dot_product(Z_1, r_1[J_1]);
+  mu += r_1[J_1, 1];  // group: intercepts
+  for (m in 2:M_1) {
+    mu += Z_1[:, m] .* r_1[J_1, m];  // group: slopes
+  }
   Y ~ normal_id_glm(Xc, mu, b, sigma);
   // priors
   Intercept ~ student_t(prior_Intercept_df, prior_Intercept_location, prior_Intercept_scale);
   sigma ~ student_t(prior_sigma_df, prior_sigma_location, prior_sigma_scale);
   sd_1 ~ student_t(prior_sd_df, prior_sd_location, prior_sd_scale);
   L_1 ~ lkj_corr_cholesky(prior_cor_eta);
-  to_vector(z_1) ~ std_normal();
+  if (centered_1) {
+    // the multivariate normal density of r, through the whitened effects and the log determinant
+    to_vector(mdivide_left_tri_low(diag_pre_multiply(sd_1, L_1), r_1')) ~ std_normal();
+    target += -N_1 * (sum(log(sd_1)) + sum(log(diagonal(L_1))));
+  } else {
+    to_vector(z_1) ~ std_normal();
+  }
 }
 generated quantities {
   corr_matrix[M_1] Cor_1 = multiply_lower_tri_self_transpose(L_1);
