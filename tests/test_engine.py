@@ -50,9 +50,11 @@ def test_coffee_fit_matches_lme4(coffee_fit):
 
 def test_draws_keep_stan_shapes(coffee_fit):
     post = coffee_fit.posterior
-    # r = beta - center, element by element (centered parameterization)
-    center = post["center_1"][:, :, None, :]
-    np.testing.assert_allclose(post["r_1"], post["beta_1"] - center, atol=1e-5)
+    # centered on (Intercept, x): r = z' - (b_Intercept, b), element by element
+    assert coffee_fit.model.stan_data["centered_1"] == 1
+    assert post["z_1"].shape == (4, 1000, 2, 100) and post["r_1"].shape == (4, 1000, 100, 2)
+    center = np.stack([post["b_Intercept"], post["b"][..., 0]], axis=-1)[:, :, None, :]
+    np.testing.assert_allclose(post["r_1"], np.swapaxes(post["z_1"], 2, 3) - center, atol=1e-5)
     cor = post["Cor_1"]
     np.testing.assert_allclose(cor[..., 0, 0], 1.0)
     np.testing.assert_allclose(cor[..., 0, 1], cor[..., 1, 0])
