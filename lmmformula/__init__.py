@@ -7,8 +7,10 @@ from .errors import DataError, FormulaError  # noqa: E402
 from .families import Family, get_family  # noqa: E402
 from .fit import Fit, load  # noqa: E402
 from .model import Model, make_stancode, make_standata  # noqa: E402
+from .parameterization import BlockParameterization  # noqa: E402
 
 __all__ = [
+    "BlockParameterization",
     "DataError",
     "Family",
     "Fit",

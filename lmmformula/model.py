@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -17,7 +17,7 @@ from .engines import SamplerSettings, default_cores, get_engine
 from .families import Family, get_family
 from .fit import Fit
 from .formula import parse_formula
-from .parameterization import choose_parameterizations
+from .parameterization import BlockParameterization, choose_parameterizations
 from .priors import resolve_priors
 from .progress import ChainProgress
 
@@ -27,6 +27,12 @@ class Model:
 
     >>> model = Model("y ~ x + (x | group)", data)
     >>> print(model.stan_code)
+
+    ``parameterization``: ``"auto"`` (default: chosen per group-level block from the data),
+    ``"centered"``, ``"noncentered"``, or one entry per block (in the order of
+    ``model.design.blocks``), each one of those words or an :class:`BlockParameterization`.
+    ``model.parameterizations`` says what was chosen; the choice is Stan data, so it never
+    changes the program (see docs/parameterization.md).
     """
 
     def __init__(
@@ -35,7 +41,7 @@ class Model:
         data: pd.DataFrame,
         family: str | Family = "gaussian",
         priors: Mapping[str, str] | None = None,
-        parameterization: str = "auto",
+        parameterization: str | Sequence[str | BlockParameterization] = "auto",
     ) -> None:
         self.formula = formula
         self.family = get_family(family)
@@ -136,7 +142,7 @@ def make_stancode(
     data: pd.DataFrame,
     family: str | Family = "gaussian",
     priors: Mapping[str, str] | None = None,
-    parameterization: str = "auto",
+    parameterization: str | Sequence[str | BlockParameterization] = "auto",
 ) -> str:
     """The Stan program for ``formula`` on ``data`` (see :class:`Model`)."""
     return Model(formula, data, family, priors, parameterization).stan_code
@@ -147,7 +153,7 @@ def make_standata(
     data: pd.DataFrame,
     family: str | Family = "gaussian",
     priors: Mapping[str, str] | None = None,
-    parameterization: str = "auto",
+    parameterization: str | Sequence[str | BlockParameterization] = "auto",
 ) -> dict:
     """The Stan data for ``formula`` on ``data`` (see :class:`Model`)."""
     return Model(formula, data, family, priors, parameterization).stan_data

@@ -24,6 +24,7 @@ along that ridge.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,31 +61,74 @@ class BlockParameterization:
         return "centered at zero"
 
 
-def choose_parameterizations(design: Design, requested: str) -> tuple[BlockParameterization, ...]:
+def choose_parameterizations(
+    design: Design, requested: str | Sequence[str | BlockParameterization]
+) -> tuple[BlockParameterization, ...]:
     """One :class:`BlockParameterization` per block of ``design``.
 
     ``requested``: ``"auto"`` (the rule), ``"centered"`` (every block centered, each
-    population-level coefficient the center of the best-informed block carrying it) or
-    ``"noncentered"``.
+    population-level coefficient the center of the best-informed block carrying it),
+    ``"noncentered"``, or a sequence with one entry per block: one of those three words
+    (centers then assigned as above among the centered blocks), or a
+    :class:`BlockParameterization` taken as it is.
     """
-    if not isinstance(requested, str) or requested not in PARAMETERIZATIONS:
-        raise DataError(
-            f"parameterization={requested!r} is not one of {', '.join(map(repr, PARAMETERIZATIONS))}; "
-            "'auto' chooses per group-level block from the data"
-        )
-    if not design.Z:
+    blocks = design.spec.blocks
+    entries = _per_block(requested, len(blocks))
+    if not blocks:
         return ()
-    if requested == "noncentered":
-        return tuple(BlockParameterization(False) for _ in design.Z)
+    explicit = {i: e for i, e in enumerate(entries) if isinstance(e, BlockParameterization)}
+    for i, entry in explicit.items():
+        _check_explicit(entry, blocks[i].columns, design.spec.coefficient_names, blocks[i].factor.name)
+    if all(entry == "noncentered" for entry in entries):
+        return tuple(BlockParameterization(False) for _ in blocks)
     ratios = block_information(design)
-    if requested == "centered":
-        centered = [True] * len(ratios)
-    else:
-        centered = [bool(min(ratio) > 1) for ratio in ratios]
-    centers = assign_centers(
-        [block.columns for block in design.spec.blocks], ratios, centered, design.spec.coefficient_names
+    centered = [
+        entry.centered
+        if i in explicit
+        else entry == "centered" or (entry == "auto" and bool(min(ratios[i]) > 1))
+        for i, entry in enumerate(entries)
+    ]
+    taken = {name for entry in explicit.values() for name in entry.centers}
+    free = tuple(name for name in design.spec.coefficient_names if name not in taken)
+    ruled = [c and i not in explicit for i, c in enumerate(centered)]
+    centers = assign_centers([block.columns for block in blocks], ratios, ruled, free)
+    return tuple(
+        explicit.get(i, BlockParameterization(c, tuple(names)))
+        for i, (c, names) in enumerate(zip(centered, centers))
     )
-    return tuple(BlockParameterization(c, tuple(names)) for c, names in zip(centered, centers))
+
+
+def _per_block(requested, n_blocks: int) -> list:
+    words = ", ".join(map(repr, PARAMETERIZATIONS))
+    if isinstance(requested, str):
+        if requested not in PARAMETERIZATIONS:
+            raise DataError(
+                f"parameterization={requested!r} is not one of {words}; "
+                "'auto' chooses per group-level block from the data"
+            )
+        return [requested] * n_blocks
+    if isinstance(requested, Sequence) and len(requested) == n_blocks:
+        for entry in requested:
+            if not (isinstance(entry, BlockParameterization) or entry in PARAMETERIZATIONS):
+                raise DataError(
+                    f"parameterization: {entry!r} is not one of {words} or an lf.BlockParameterization"
+                )
+        return list(requested)
+    raise DataError(
+        f"parameterization={requested!r}: give one of {words}, or a list with one entry per "
+        f"group-level block ({n_blocks} here)"
+    )
+
+
+def _check_explicit(entry: BlockParameterization, columns, coefficients, factor: str) -> None:
+    wrong = [name for name in entry.centers if name not in columns or name not in coefficients]
+    if wrong:
+        raise DataError(
+            f"parameterization for the block of {factor!r}: cannot center {wrong} on population-level "
+            f"coefficients; its columns with one are {[c for c in columns if c in coefficients]}"
+        )
+    if entry.centers and not entry.centered:
+        raise DataError(f"parameterization for the block of {factor!r}: a non-centered block has no centers")
 
 
 def block_information(design: Design) -> list[np.ndarray]:

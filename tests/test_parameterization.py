@@ -186,3 +186,28 @@ def test_every_combination_of_decisions_gives_one_program(toy, stanc):
             assert data[f"F_{i}"][:, 0].sum() == float("Intercept" in block.centers)
     assert len(programs) == 1
     stanc(code)
+
+
+def test_per_block_choices(toy):
+    formula = "y ~ x + (x | g) + (1 | a)"
+    mixed = lf.Model(formula, toy, parameterization=["noncentered", "centered"])
+    assert mixed.parameterizations == (NONCENTERED, CENTERED_ON_INTERCEPT)
+    # an explicit BlockParameterization is taken as it is; the rule assigns the rest around it
+    explicit = lf.Model(formula, toy, parameterization=[lf.BlockParameterization(True, ("x",)), "centered"])
+    assert explicit.parameterizations == (lf.BlockParameterization(True, ("x",)), CENTERED_ON_INTERCEPT)
+    np.testing.assert_array_equal(explicit.stan_data["F_1"], [[0.0, 0.0], [0.0, 1.0]])
+    assert strip_comments(explicit.stan_code) == strip_comments(mixed.stan_code)
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (["centered"], "one entry per group-level block"),
+        (["centered", "sideways"], "'sideways' is not one of"),
+        ([lf.BlockParameterization(True, ("z",)), "auto"], "cannot center \\['z'\\]"),
+        ([lf.BlockParameterization(False, ("x",)), "auto"], "non-centered block has no centers"),
+    ],
+)
+def test_bad_per_block_choices(toy, bad, message):
+    with pytest.raises(lf.DataError, match=message):
+        lf.Model("y ~ x + (x | g) + (1 | a)", toy, parameterization=bad)

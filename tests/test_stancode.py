@@ -92,7 +92,7 @@ def test_coffee_program_passes_stanc(coffee, stanc):
     assert "normal_id_glm" in code
     assert "for (n in" not in code  # vectorized: no loop over observations
     # the intercept column of Z is not multiplied; the slope column is, as one vector operation
-    assert "mu += r_1[J_1, 1];" in code and "mu += Z_1[:, m] .* r_1[J_1, m];" in code
+    assert "mu = (Intercept + r_1[:, 1])[J_1];" in code and "mu += Z_1[:, m] .* r_1[J_1, m];" in code
     assert len(cpp) > 1000
 
 

@@ -47,8 +47,8 @@ transformed parameters {
   }
 }
 model {
-  vector[N] mu = rep_vector(Intercept, N);  // linear predictor without X * b
-  mu += r_1[J_1, 1];  // herd: intercepts
+  // the linear predictor without X * b
+  vector[N] mu = (Intercept + r_1[:, 1])[J_1];  // intercept and herd intercepts
   Y ~ binomial_logit_glm(trials, Xc, mu, b);
   // priors
   Intercept ~ student_t(prior_Intercept_df, prior_Intercept_location, prior_Intercept_scale);

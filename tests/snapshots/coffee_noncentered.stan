@@ -52,8 +52,8 @@ transformed parameters {
   }
 }
 model {
-  vector[N] mu = rep_vector(Intercept, N);  // linear predictor without X * b
-  mu += r_1[J_1, 1];  // group: intercepts
+  // the linear predictor without X * b
+  vector[N] mu = (Intercept + r_1[:, 1])[J_1];  // intercept and group intercepts
   for (m in 2:M_1) {
     mu += Z_1[:, m] .* r_1[J_1, m];  // group: slopes
   }

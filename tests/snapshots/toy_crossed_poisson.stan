@@ -62,8 +62,8 @@ transformed parameters {
   }
 }
 model {
-  vector[N] mu = rep_vector(Intercept, N);  // linear predictor without X * b
-  mu += r_1[J_1, 1];  // g: intercepts
+  // the linear predictor without X * b
+  vector[N] mu = (Intercept + r_1[:, 1])[J_1];  // intercept and g intercepts
   mu += r_2[J_2, 1];  // a: intercepts
   Y ~ poisson_log_glm(Xc, mu, b);
   // priors
