@@ -14,6 +14,8 @@ import numpy as np
 from scipy.special import ndtri
 from scipy.stats import rankdata
 
+_CHUNK = 1024  # parameters per pass of the diagnostics
+
 
 class SamplingWarning(UserWarning):
     """The sampler reported problems: the draws may not describe the posterior."""
@@ -119,10 +121,14 @@ def sampler_problems(
     low = np.flatnonzero(ebfmi(sampler["energy__"]) < 0.3)
     if low.size:
         problems.append(f"E-BFMI below 0.3 in chain(s) {', '.join(str(c + 1) for c in low)}")
-    varying = draws.std(axis=(0, 1)) > 0
-    r = np.where(varying, rhat(draws), np.nan)
-    bulk = np.where(varying, ess_bulk(draws), np.nan)
-    tail = np.where(varying, ess_tail(draws), np.nan)
+    r, bulk, tail = (np.full(draws.shape[2], np.nan) for _ in range(3))
+    for start in range(0, draws.shape[2], _CHUNK):  # in chunks of parameters: bounded memory
+        part = slice(start, start + _CHUNK)
+        block = draws[:, :, part]
+        varying = block.std(axis=(0, 1)) > 0
+        r[part] = np.where(varying, rhat(block), np.nan)
+        bulk[part] = np.where(varying, ess_bulk(block), np.nan)
+        tail[part] = np.where(varying, ess_tail(block), np.nan)
     for label, bad in (
         ("R-hat above 1.01", r > 1.01),
         (f"bulk ESS below {100 * chains} (100 per chain)", bulk < 100 * chains),

@@ -52,7 +52,8 @@ def assemble(outputs: list[ChainOutput]) -> Draws:
     if len(lengths) != 1:
         raise RuntimeError(f"chains returned different numbers of draws: {sorted(lengths)}")
     stacked = np.stack([output.values for output in outputs])  # (chain, draw, column)
-    sampler = {name: stacked[:, :, columns.index(name)] for name in SAMPLER_COLUMNS if name in columns}
+    # copies, not views, so that the stacked array can be freed
+    sampler = {name: stacked[:, :, columns.index(name)].copy() for name in SAMPLER_COLUMNS if name in columns}
     groups: dict[str, list[tuple[int, tuple[int, ...]]]] = {}
     for position, column in enumerate(columns):
         if column in SAMPLER_COLUMNS:
@@ -76,7 +77,7 @@ def _parse(column: str) -> tuple[str, tuple[int, ...]]:
 def _shape(stacked: np.ndarray, entries: list[tuple[int, tuple[int, ...]]]) -> np.ndarray:
     positions = [position for position, _ in entries]
     if not entries[0][1]:
-        return stacked[:, :, positions[0]]
+        return stacked[:, :, positions[0]].copy()
     dims = tuple(max(index[axis] for _, index in entries) for axis in range(len(entries[0][1])))
     out = np.empty(stacked.shape[:2] + dims)
     for position, index in entries:

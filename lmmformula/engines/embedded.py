@@ -150,7 +150,7 @@ class _Chain:
     connections: dict = field(default_factory=dict)  # socket -> bytes buffer
     topics: dict = field(default_factory=dict)  # socket -> first topic seen
     columns: list[str] | None = None
-    rows: list[list[float]] = field(default_factory=list)
+    rows: list[np.ndarray] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     first_message_at: float | None = None
 
@@ -288,7 +288,7 @@ def _consume(chain: _Chain, sock: socket.socket, payload: bytes, progress) -> No
         if topic == "sample" and isinstance(values, dict):  # a draw (other messages: adaptation)
             if chain.columns is None:
                 chain.columns = list(values)
-            chain.rows.append(list(values.values()))
+            chain.rows.append(np.fromiter(values.values(), dtype=float, count=len(values)))
         elif topic == "logger":
             text = values[0] if values else ""
             if chain.first_message_at is None:
@@ -308,7 +308,7 @@ def _finish(chain: _Chain) -> ChainOutput:
     return ChainOutput(
         chain=chain.number,
         columns=tuple(chain.columns),
-        values=np.asarray(chain.rows, dtype=float),
+        values=np.vstack(chain.rows) if chain.rows else np.empty((0, len(chain.columns))),
         seconds=_elapsed(chain.messages),
         first_message_at=chain.first_message_at,
     )
