@@ -50,11 +50,15 @@ def test_coffee_fit_matches_lme4(coffee_fit):
 
 def test_draws_keep_stan_shapes(coffee_fit):
     post = coffee_fit.posterior
-    # centered on (Intercept, x): r = z' - (b_Intercept, b), element by element
+    # centered on (Intercept, x), sampled with the intercept at the mean of x: z holds, per level,
+    # (intercept + mean(x) * slope, slope), and r = coefficients - (b_Intercept, b), element by element
     assert coffee_fit.model.stan_data["centered_1"] == 1
     assert post["z_1"].shape == (4, 1000, 2, 100) and post["r_1"].shape == (4, 1000, 100, 2)
-    center = np.stack([post["b_Intercept"], post["b"][..., 0]], axis=-1)[:, :, None, :]
-    np.testing.assert_allclose(post["r_1"], np.swapaxes(post["z_1"], 2, 3) - center, atol=1e-5)
+    mean_x = coffee_fit.model.stan_data["Z_1"][:, 1].mean()
+    slope = post["z_1"][:, :, 1, :]
+    intercept = post["z_1"][:, :, 0, :] - mean_x * slope
+    np.testing.assert_allclose(post["r_1"][..., 0], intercept - post["b_Intercept"][..., None], atol=1e-5)
+    np.testing.assert_allclose(post["r_1"][..., 1], slope - post["b"][..., 0, None], atol=1e-5)
     cor = post["Cor_1"]
     np.testing.assert_allclose(cor[..., 0, 0], 1.0)
     np.testing.assert_allclose(cor[..., 0, 1], cor[..., 1, 0])

@@ -159,7 +159,7 @@ def test_uncorrelated_categorical_gets_one_sd_per_column(toy):
 
 def test_centered_program_centers_on_population_coefficients(coffee):
     model = lf.Model("y ~ x + (x | group)", coffee, parameterization="centered")
-    assert "r_1 = z_1' - rep_matrix((F_1 * append_row(b_Intercept, b))', N_1);" in model.stan_code
+    assert "r_1 = (C_inv_1 * z_1)' - rep_matrix((F_1 * append_row(b_Intercept, b))', N_1);" in model.stan_code
     assert model.stan_data["centered_1"] == 1
     np.testing.assert_array_equal(model.stan_data["F_1"], np.eye(2))
     # a group-level column that is not in the fixed part varies around zero

@@ -2,6 +2,14 @@
 //   y ~ x + (x | group)
 // family: gaussian (identity link)
 // block 1: (x | group) by group: Intercept, x (centered on population Intercept, x)
+functions {
+  // Cholesky factor of C * Sigma * C', Sigma = diag(sd) * L * L' * diag(sd): the covariance of a level's
+  // effects in the coordinates C maps them to
+  matrix shifted_cholesky(vector sd, matrix L, matrix C) {
+    matrix[rows(C), cols(C)] covariance = tcrossprod(C * diag_pre_multiply(sd, L));
+    return cholesky_decompose(covariance);
+  }
+}
 data {
   int<lower=1> N;  // number of observations
   vector[N] Y;  // response
@@ -33,6 +41,12 @@ transformed data {
     means_X[k] = mean(X[:, k]);
     Xc[:, k] = X[:, k] - means_X[k];
   }
+  matrix[M_1, M_1] C_1 = identity_matrix(M_1);  // block 1: effects -> sampled coordinates
+  matrix[M_1, M_1] C_inv_1 = identity_matrix(M_1);  // and back
+  for (m in 2:M_1) {
+    C_1[1, m] = mean(Z_1[:, m]);  // intercept at the mean of column m
+    C_inv_1[1, m] = -C_1[1, m];
+  }
 }
 parameters {
   real Intercept;  // intercept at the means of the predictors
@@ -40,15 +54,15 @@ parameters {
   real<lower=0> sigma;  // residual standard deviation
   vector<lower=0>[M_1] sd_1;  // group-level standard deviations
   cholesky_factor_corr[M_1] L_1;  // Cholesky factor of the correlation matrix
-  matrix[M_1, N_1] z_1;  // per level: group coefficients if centered_1, else standardized
+  matrix[M_1, N_1] z_1;  // per level: C_1 * group coefficients if centered_1, else standardized
 }
 transformed parameters {
   real b_Intercept = Intercept - dot_product(means_X, b);  // intercept at zero predictors
   matrix[N_1, M_1] r_1;  // group-level effects
   if (centered_1) {
-    r_1 = z_1' - rep_matrix((F_1 * append_row(b_Intercept, b))', N_1);
+    r_1 = (C_inv_1 * z_1)' - rep_matrix((F_1 * append_row(b_Intercept, b))', N_1);
   } else {
-    r_1 = (diag_pre_multiply(sd_1, L_1) * z_1)';
+    r_1 = (C_inv_1 * shifted_cholesky(sd_1, L_1, C_1) * z_1)';
   }
 }
 model {
@@ -64,9 +78,10 @@ model {
   sd_1 ~ student_t(prior_sd_df, prior_sd_location, prior_sd_scale);
   L_1 ~ lkj_corr_cholesky(prior_cor_eta);
   if (centered_1) {
-    // the multivariate normal density of r, through the whitened effects and the log determinant
-    to_vector(mdivide_left_tri_low(diag_pre_multiply(sd_1, L_1), r_1')) ~ std_normal();
-    target += -N_1 * (sum(log(sd_1)) + sum(log(diagonal(L_1))));
+    // the multivariate normal density of C * effects, through the whitened values and the log determinant
+    matrix[M_1, M_1] S_1 = shifted_cholesky(sd_1, L_1, C_1);
+    to_vector(mdivide_left_tri_low(S_1, C_1 * r_1')) ~ std_normal();
+    target += -N_1 * sum(log(diagonal(S_1)));
   } else {
     to_vector(z_1) ~ std_normal();
   }
