@@ -144,6 +144,14 @@ def naive_is_centered(case: Case) -> bool:
     return list(centered.parameterizations) == naive(case)
 
 
+def chosen(case: Case, column: str) -> tuple[str, ...]:
+    """The per-block choices ``column`` makes for ``case``."""
+    model = lf.Model(
+        case.formula, case.data, family=case.family, parameterization=parameterization_for(case, column)
+    )
+    return tuple(str(p) for p in model.parameterizations)
+
+
 def parameterization_for(case: Case, column: str):
     return naive(case) if column == "naive" else column
 
@@ -248,6 +256,8 @@ def record_line(r: dict) -> str:
         column = "auto: " + "/".join(_short(p) for p in r["chosen"])
     if "error" in r:
         return f"{r['row']:<18}{column:<28}{r['settings']:>14}  error: {r['error'][:200]}"
+    if r.get("same_as"):
+        column += f" (= {r['same_as']})"
     compile_text = f"{r['compile_s']:.1f}s" + ("" if r["compiled_now"] else " c")
     return (
         f"{r['row']:<18}{column:<28}{r['settings']:>14}{compile_text:>10}{r['sampling_wall_s']:>9.1f}s"
@@ -366,13 +376,22 @@ def main(argv: list[str] | None = None) -> None:
     sidecar = args.out.with_suffix(".json")
     print(f"{settings.label} per fit, seed {settings.seed}, embedded engine; results: {args.out}", flush=True)
     for case in cases:
+        measured: dict[tuple[str, ...], dict] = {}  # choices -> the record of the fit that used them
         for column in columns:
             if column == "naive" and naive_is_centered(case):
                 continue  # one block, or blocks that share no coefficient: the same as "centered"
             record = {"row": case.name, "column": column, "settings": settings.label}
             record |= {"formula": case.formula, "family": case.family, "nobs": len(case.data)}
             record |= {"seed": settings.seed, "date": date, "command": command}
-            record |= safe_measure(case, column, settings)
+            choices = chosen(case, column)
+            if choices in measured:
+                # the same program, data and seed give the same draws: reuse that fit, say so
+                record |= {**measured[choices], "same_as": measured[choices]["column"]}
+                record["column"] = column
+            else:
+                record |= safe_measure(case, column, settings)
+                if "error" not in record:
+                    measured[choices] = dict(record)
             print(record_line(record), flush=True)
             records = merge(load_records(sidecar), record)
             save_records(sidecar, records)

@@ -80,7 +80,7 @@ model {
   if (centered_1) {
     // the multivariate normal density of C * effects, through the whitened values and the log determinant
     matrix[M_1, M_1] S_1 = shifted_cholesky(sd_1, L_1, C_1);
-    to_vector(mdivide_left_tri_low(S_1, C_1 * r_1')) ~ std_normal();
+    to_vector(mdivide_left_tri_low(S_1, z_1 - rep_matrix(C_1 * F_1 * append_row(b_Intercept, b), N_1))) ~ std_normal();
     target += -N_1 * sum(log(diagonal(S_1)));
   } else {
     to_vector(z_1) ~ std_normal();
