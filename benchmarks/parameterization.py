@@ -13,7 +13,8 @@ over chains, and seconds per leapfrog step (the slowest chain's sampling seconds
 largest per-chain post-warmup leapfrog count: post-warmup only, as the draws hold no warmup).
 
 The last column checks each row: "auto" converged (max R-hat < 1.01, no divergences, min
-bulk ESS >= 400) and its ESS/s is at least 0.9 x that of the better fixed choice.
+bulk ESS >= 400) and its ESS/s is at least 0.9 x that of the better fixed choice (the better converged
+one: a fixed choice with divergences or R-hat >= 1.01 does not count, unless neither converged).
 
 Results merge into a JSON sidecar, one record per (row, column), so running a subset of rows
 updates only those; the text table is regenerated from it. Run:
@@ -229,7 +230,10 @@ def row_check(row: list[dict]) -> str:
     """The row's verdict: does "auto" converge and come within EFFICIENCY of the better fixed choice?"""
     by_column = {r["column"]: r for r in row if "error" not in r}
     auto = by_column.get("auto")
-    fixed = [by_column[c]["ess_per_s"] for c in FIXED if c in by_column]
+    # a fixed choice with divergences or R-hat >= 1.01 is not a fit to match: compare with converged ones
+    present = [by_column[c] for c in FIXED if c in by_column]
+    converged = [r for r in present if not r["divergent"] and r["max_rhat"] < MAX_RHAT]
+    fixed = [r["ess_per_s"] for r in (converged or present)]
     if auto is None or not fixed:
         return "n/a (needs auto and a fixed column)"
     failures = []
@@ -239,12 +243,12 @@ def row_check(row: list[dict]) -> str:
         failures.append(f"{auto['divergent']} div")
     if not auto["min_bulk_ess"] >= MIN_ESS:
         failures.append(f"ESS {auto['min_bulk_ess']:.0f}")
-    ratio = auto["ess_per_s"] / max(fixed)
+    ratio = auto["ess_per_s"] / max(fixed) if fixed else float("nan")
     if not ratio >= EFFICIENCY:
         failures.append("slow")
     settings = {r["settings"] for r in row}
     note = "" if len(settings) == 1 else ", settings differ"
-    if len(fixed) < len(FIXED):
+    if len(present) < len(FIXED):
         note += ", one fixed column missing"
     verdict = "ok" if not failures else "FAIL " + "; ".join(failures)
     return f"{verdict} ({ratio:.2f}x best fixed{note})"

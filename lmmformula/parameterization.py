@@ -8,11 +8,12 @@ each population-level coefficient is the center of at most one block.
 The rule behind ``parameterization="auto"`` (see docs/parameterization.md): a block is
 centered when a typical group's own rows pin its coefficients down better than the
 population distribution does, i.e. when the sampling variance of a group's coefficient is
-smaller than the between-group variance ``sd**2`` (the *information ratio* of the column
-exceeds 2 for every column). Both come from cheap moment estimates: a pooled GLM fit of
-the fixed part, per-group weighted least squares of its working residuals on the block's
-columns, and the spread of those per-group estimates (taken at its lower 5 % confidence
-bound, so that a handful of groups does not count as proof).
+smaller than the between-group variance ``sd**2``, with a margin: the *information ratio*
+exceeds 1 + 4 / sqrt(G) for every column, G the number of groups. Both come from cheap
+moment estimates: a pooled GLM fit of the fixed part, per-group weighted least squares of
+its working residuals on the block's columns, and the spread of those per-group estimates
+(taken at its lower 5 % confidence bound, so that a handful of groups does not count as
+proof).
 
 Blocks are then judged together: when several centered blocks carry the same
 population-level coefficient (crossed or nested factors all with an intercept), only the
@@ -35,10 +36,19 @@ from .errors import DataError
 from .families import GAUSSIAN, POISSON, Family
 
 PARAMETERIZATIONS = ("auto", "centered", "noncentered")
-# "auto" centers a block when every column's information ratio (at its lower bound) exceeds this: the
-# typical group's own rows must say clearly more than the population distribution does. At 1 (as much as
-# the prior) a block of 20 crossed items with a slope ratio of 1.2 mixed worse centered than not.
-CENTER_ABOVE = 2.0
+
+
+def center_threshold(groups: int) -> float:
+    """The information ratio above which "auto" centers a block of ``groups`` levels.
+
+    The typical group's own rows must say more than the population distribution (ratio 1),
+    with a margin that shrinks as the groups grow in number: the sd's relative uncertainty is
+    about 1 / sqrt(2 G), and an uncertain sd is what makes a centered block funnel-shaped.
+    1 + 4 / sqrt(G): 1.9 for 20 groups, 1.4 for 100, 1.07 for 3,000. Measured: 20 crossed
+    items with a slope ratio of 1.2 mixed worse centered (R-hat 1.016 against 1.008), while
+    InstEval's 2,972 students (ratio 1.2) warmed up in 149 s centered and 258 s not.
+    """
+    return 1.0 + 4.0 / np.sqrt(max(groups, 1))
 
 
 @dataclass(frozen=True)
@@ -89,7 +99,8 @@ def choose_parameterizations(
     centered = [
         entry.centered
         if i in explicit
-        else entry == "centered" or (entry == "auto" and bool(min(ratios[i]) > CENTER_ABOVE))
+        else entry == "centered"
+        or (entry == "auto" and bool(min(ratios[i]) > center_threshold(len(blocks[i].factor.levels))))
         for i, entry in enumerate(entries)
     ]
     taken = {name for entry in explicit.values() for name in entry.centers}
