@@ -47,12 +47,18 @@ def main() -> None:
         chains=args.chains, iter_warmup=args.iter, iter_sampling=args.iter, seed=args.seed, progress=False
     )
     total = time.perf_counter() - started
+    # peak memory of the fit itself, before this script's own diagnostics below
+    self_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    child_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
     labels, flat = fit.draws_.flat()
     labels = np.asarray(labels)
     varying = flat.std(axis=(0, 1)) > 0
-    bulk = diagnostics.ess_bulk(flat[:, :, varying])
-    rhat = diagnostics.rhat(flat[:, :, varying])
+    flat = flat[:, :, varying]
+    bulk = np.concatenate(
+        [diagnostics.ess_bulk(flat[:, :, k : k + 1024]) for k in range(0, flat.shape[2], 1024)]
+    )
+    rhat = np.concatenate([diagnostics.rhat(flat[:, :, k : k + 1024]) for k in range(0, flat.shape[2], 1024)])
     names = labels[varying]
     key = [
         n
@@ -60,8 +66,6 @@ def main() -> None:
         if n.split("[")[0] in ("Intercept", "b", "b_Intercept", "sigma") or n.startswith("sd_")
     ]
     key_ess = {n: float(bulk[list(names).index(n)]) for n in key}
-    self_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    child_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     at_once = min(os.cpu_count() or 1, args.chains)
 
     ref = json.loads(LME4.read_text())
@@ -82,8 +86,9 @@ def main() -> None:
         f"{np.nanmin(bulk):.0f} ({names[np.nanargmin(bulk)]}); leapfrog steps per draw "
         f"{fit.sampler['n_leapfrog__'].mean():.1f}",
         "bulk ESS of population parameters and sds: " + ", ".join(f"{k} {v:.0f}" for k, v in key_ess.items()),
-        f"peak memory: this process {self_peak:.0f} MB, largest chain worker {child_peak:.0f} MB "
-        f"(x {at_once} at once: {self_peak + at_once * child_peak:.0f} MB in all at most)",
+        f"peak memory of the fit: this process {self_peak:.0f} MB, largest child {child_peak:.0f} MB "
+        f"(a chain worker, or the compiler on a first fit; x {at_once} at once: "
+        f"{self_peak + at_once * child_peak:.0f} MB in all at most)",
         "",
         "estimate          lmmformula (sd)      lme4 REML (se)",
     ]

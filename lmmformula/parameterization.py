@@ -9,7 +9,7 @@ The rule behind ``parameterization="auto"`` (see docs/parameterization.md): a bl
 centered when a typical group's own rows pin its coefficients down better than the
 population distribution does, i.e. when the sampling variance of a group's coefficient is
 smaller than the between-group variance ``sd**2``, with a margin: the *information ratio*
-exceeds 1 + 4 / sqrt(G) for every column, G the number of groups. Both come from cheap
+exceeds 1 + 8 / sqrt(G) for every column, G the number of groups. Both come from cheap
 moment estimates: a pooled GLM fit of the fixed part, per-group weighted least squares of
 its working residuals on the block's columns, and the spread of those per-group estimates
 (taken at its lower 5 % confidence bound, so that a handful of groups does not count as
@@ -44,11 +44,12 @@ def center_threshold(groups: int) -> float:
     The typical group's own rows must say more than the population distribution (ratio 1),
     with a margin that shrinks as the groups grow in number: the sd's relative uncertainty is
     about 1 / sqrt(2 G), and an uncertain sd is what makes a centered block funnel-shaped.
-    1 + 4 / sqrt(G): 1.9 for 20 groups, 1.4 for 100, 1.07 for 3,000. Measured: 20 crossed
-    items with a slope ratio of 1.2 mixed worse centered (R-hat 1.016 against 1.008), while
-    InstEval's 2,972 students (ratio 1.2) warmed up in 149 s centered and 258 s not.
+    1 + 8 / sqrt(G): 2.8 for 20 groups, 1.8 for 100, 1.15 for 3,000. The constant comes from
+    the benchmark designs: 60 crossed subjects with a slope ratio of 1.9 mixed worse centered
+    (R-hat 1.020 against 1.008), while InstEval's 2,972 students (ratio 1.18) warmed up in
+    149 s centered at zero against 258 s non-centered.
     """
-    return 1.0 + 4.0 / np.sqrt(max(groups, 1))
+    return 1.0 + 8.0 / np.sqrt(max(groups, 1))
 
 
 @dataclass(frozen=True)
