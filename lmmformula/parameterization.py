@@ -94,6 +94,13 @@ def choose_parameterizations(
     explicit = {i: e for i, e in enumerate(entries) if isinstance(e, BlockParameterization)}
     for i, entry in explicit.items():
         _check_explicit(entry, blocks[i].columns, design.spec.coefficient_names, blocks[i].factor.name)
+    claimed = [name for entry in explicit.values() for name in entry.centers]
+    twice = sorted({name for name in claimed if claimed.count(name) > 1})
+    if twice:
+        raise DataError(
+            f"parameterization: {twice} centers more than one block; a population-level coefficient may "
+            "center at most one block (center the others at zero: lf.BlockParameterization(True, ()))"
+        )
     if all(entry == "noncentered" for entry in entries):
         return tuple(BlockParameterization(False) for _ in blocks)
     ratios = block_information(design)
@@ -101,7 +108,7 @@ def choose_parameterizations(
         entry.centered
         if i in explicit
         else entry == "centered"
-        or (entry == "auto" and bool(min(ratios[i]) > center_threshold(len(blocks[i].factor.levels))))
+        or (entry == "auto" and bool(np.all(ratios[i] > center_threshold(len(blocks[i].factor.levels)))))
         for i, entry in enumerate(entries)
     ]
     taken = {name for entry in explicit.values() for name in entry.centers}
@@ -123,7 +130,7 @@ def _per_block(requested, n_blocks: int) -> list:
                 "'auto' chooses per group-level block from the data"
             )
         return [requested] * n_blocks
-    if isinstance(requested, Sequence) and len(requested) == n_blocks:
+    if isinstance(requested, Sequence | np.ndarray) and len(requested) == n_blocks:
         for entry in requested:
             if not (isinstance(entry, BlockParameterization) or entry in PARAMETERIZATIONS):
                 raise DataError(
@@ -168,7 +175,7 @@ def assign_centers(
     centers: list[list[str]] = [[] for _ in columns]
     for name in coefficients:
         candidates = [
-            (float(ratios[i][list(cols).index(name)]), -i)
+            (float(np.nan_to_num(ratios[i][list(cols).index(name)], nan=-np.inf)), -i)
             for i, cols in enumerate(columns)
             if centered[i] and name in cols
         ]

@@ -241,3 +241,21 @@ def test_crossed_poisson_converges_at_defaults():
         (0.5, varcorr.loc[("b", "sd(Intercept)"), ["Q2.5", "Q97.5"]]),
     ):
         assert low < value < high
+
+
+def test_per_block_choices_from_a_numpy_array(toy):
+    model = lf.Model("y ~ x + (x | g) + (1 | a)", toy, parameterization=np.array(["noncentered", "centered"]))
+    assert model.parameterizations == (NONCENTERED, CENTERED_ON_INTERCEPT)
+
+
+def test_explicit_choices_may_not_share_a_center(toy):
+    twice = [CENTERED_ON_INTERCEPT, CENTERED_ON_INTERCEPT]
+    with pytest.raises(lf.DataError, match="centers more than one block"):
+        lf.Model("y ~ x + (1 | g) + (1 | a)", toy, parameterization=twice)
+
+
+def test_undefined_ratios_never_center_or_win():
+    """A NaN information ratio counts as 'not informative', whatever the column order."""
+    assert assign_centers(
+        [("Intercept",), ("Intercept",)], [np.array([np.nan]), np.array([0.5])], [True, True], ("Intercept",)
+    ) == [[], ["Intercept"]]
