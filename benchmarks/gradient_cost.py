@@ -8,7 +8,7 @@ averaged over chains. The generated program also writes its transformed paramete
 ``b_Intercept``) and generated quantities with every draw; the hand-written ones write only their
 parameters, so the ratio includes that output cost (reported as values written per draw).
 
-    python benchmarks/gradient_cost.py [--cases coffee,crossed_bernoulli,insteval] [--iter 1000]
+    python benchmarks/gradient_cost.py [--cases coffee,crossed_bernoulli,InstEval] [--iter 1000]
 
 Results: ``benchmarks/results/gradient_cost.txt``.
 """
@@ -33,26 +33,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import simulations  # noqa: E402
 
-# case -> (formula, family, data loader, hand-written program, the auto decisions it assumes)
+# case (benchmarks/simulations.py) -> (hand-written program, the auto decisions it assumes)
 CASES = {
-    "coffee": (
-        "y ~ x + (x | group)",
-        "gaussian",
-        lambda: lf.load_dataset("coffee"),
-        "coffee.stan",
-        ["centered on population Intercept, x"],
-    ),
-    "crossed_bernoulli": (
-        None,
-        "bernoulli",
-        lambda: simulations.crossed_bernoulli(1).data,
-        "crossed_bernoulli.stan",
-        ["centered at zero", "centered on population Intercept"],
-    ),
-    "insteval": (
-        "y ~ service + (1 | s) + (1 | d) + (1 | dept:service)",
-        "gaussian",
-        lambda: lf.load_dataset("InstEval"),
+    "coffee": ("coffee.stan", ["centered on population Intercept, x"]),
+    "crossed_bernoulli": ("crossed_bernoulli.stan", ["centered at zero", "centered on population Intercept"]),
+    "InstEval": (
         "insteval.stan",
         ["centered at zero", "centered at zero", "centered on population Intercept"],
     ),
@@ -107,11 +92,9 @@ def main() -> None:
     ]
     print("\n".join(lines), flush=True)
     for name in args.cases.split(","):
-        formula, family, load, handwritten, assumed = CASES[name]
-        data = load()
-        if formula is None:
-            formula = simulations.crossed_bernoulli(1).formula
-        model = lf.Model(formula, data, family=family)
+        handwritten, assumed = CASES[name]
+        case = simulations.get_case(name)
+        model = lf.Model(case.formula, case.data, family=case.family)
         decided = [str(p) for p in model.parameterizations]
         if decided != assumed:
             print(f"# {name}: auto decided {decided}, the hand-written program assumes {assumed}", flush=True)

@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import resource
+import sys
 import time
 from pathlib import Path
 
@@ -26,8 +27,8 @@ import lmmformula as lf
 from lmmformula import diagnostics
 
 HERE = Path(__file__).resolve().parent
-FORMULA = "y ~ service + (1 | s) + (1 | d) + (1 | dept:service)"
-LME4 = HERE.parent / "tests" / "data" / "InstEval.json"
+sys.path.insert(0, str(HERE))
+from simulations import LME4_REFERENCES, get_case  # noqa: E402
 
 
 def main() -> None:
@@ -40,8 +41,8 @@ def main() -> None:
     args = parser.parse_args()
 
     started = time.perf_counter()
-    data = lf.load_dataset("InstEval")
-    model = lf.Model(FORMULA, data, parameterization=args.parameterization)
+    case = get_case("InstEval")
+    model = lf.Model(case.formula, case.data, parameterization=args.parameterization)
     built = time.perf_counter() - started
     fit = model.fit(
         chains=args.chains, iter_warmup=args.iter, iter_sampling=args.iter, seed=args.seed, progress=False
@@ -52,14 +53,9 @@ def main() -> None:
     child_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
     labels, flat = fit.draws_.flat()
-    labels = np.asarray(labels)
-    varying = flat.std(axis=(0, 1)) > 0
-    flat = flat[:, :, varying]
-    bulk = np.concatenate(
-        [diagnostics.ess_bulk(flat[:, :, k : k + 1024]) for k in range(0, flat.shape[2], 1024)]
-    )
-    rhat = np.concatenate([diagnostics.rhat(flat[:, :, k : k + 1024]) for k in range(0, flat.shape[2], 1024)])
-    names = labels[varying]
+    rhat, bulk, _ = diagnostics.convergence_stats(flat)
+    varying = ~np.isnan(rhat)
+    names, bulk, rhat = np.asarray(labels)[varying], bulk[varying], rhat[varying]
     key = [
         n
         for n in names
@@ -68,13 +64,13 @@ def main() -> None:
     key_ess = {n: float(bulk[list(names).index(n)]) for n in key}
     at_once = min(os.cpu_count() or 1, args.chains)
 
-    ref = json.loads(LME4.read_text())
+    ref = json.loads((LME4_REFERENCES / "InstEval.json").read_text())
     fixef, varcorr = fit.fixef(), fit.varcorr()
     lines = [
         f"# python benchmarks/insteval.py --chains {args.chains} --iter {args.iter} --seed {args.seed} "
         f"--parameterization {args.parameterization}; {datetime.date.today()}, "
         f"{platform.node() or 'machine'} ({os.cpu_count()} cores), embedded engine",
-        f"formula: {FORMULA}; {model.nobs} rows",
+        f"formula: {case.formula}; {model.nobs} rows",
         f"parameterizations: {', '.join(str(p) for p in model.parameterizations)}",
         f"model built in {built:.1f} s; compile {fit.timings['compile']:.1f} s "
         f"({'compiled now' if fit.timings['compiled_now'] else 'cached'}); sampling wall "

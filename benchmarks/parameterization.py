@@ -44,6 +44,7 @@ import numpy as np
 import lmmformula as lf
 from lmmformula import diagnostics
 from lmmformula.cache import strip_comments
+from lmmformula.draws import Draws
 from lmmformula.stanc import check_program
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -71,47 +72,26 @@ class RunSettings:
 # ---------------------------------------------------------------------------- diagnostics
 
 
-def element_labels(name: str, dims: tuple[int, ...]) -> list[str]:
-    """Stan's labels of a parameter's scalars, first index fastest: b[1], b[2], ..., L[1,1], L[2,1], ..."""
-    if not dims:
-        return [name]
-    return [f"{name}[{','.join(str(i + 1) for i in index[::-1])}]" for index in np.ndindex(*dims[::-1])]
-
-
-def scalar_blocks(posterior: dict[str, np.ndarray], chunk: int = 512):
-    """Yield (labels, draws) with draws (chain, draw, <= chunk scalars), over every posterior scalar."""
-    for name, values in posterior.items():
-        values = np.asarray(values, dtype=float)
-        flat = values.reshape(*values.shape[:2], -1, order="F")
-        labels = element_labels(name, values.shape[2:])
-        for start in range(0, flat.shape[2], chunk):
-            yield labels[start : start + chunk], flat[:, :, start : start + chunk]
-
-
-def convergence(posterior: dict[str, np.ndarray]) -> dict:
+def convergence(draws: Draws) -> dict:
     """Min bulk ESS and max R-hat over every non-constant scalar, with the parameters that set them."""
-    worst_ess, worst_ess_label = np.inf, ""
-    worst_rhat, worst_rhat_label = -np.inf, ""
-    scalars = constants = 0
-    for labels, block in scalar_blocks(posterior):
-        varying = block.std(axis=(0, 1)) > 0
-        scalars += block.shape[2]
-        constants += int((~varying).sum())
-        if not varying.any():
-            continue
-        names = np.asarray(labels)[varying]
-        ess = diagnostics.ess_bulk(block[:, :, varying])
-        rhat = diagnostics.rhat(block[:, :, varying])
-        if np.isfinite(ess).any() and np.nanmin(ess) < worst_ess:
-            worst_ess, worst_ess_label = float(np.nanmin(ess)), str(names[np.nanargmin(ess)])
-        if np.isfinite(rhat).any() and np.nanmax(rhat) > worst_rhat:
-            worst_rhat, worst_rhat_label = float(np.nanmax(rhat)), str(names[np.nanargmax(rhat)])
+    labels, flat = draws.flat()
+    rhat, bulk, _ = diagnostics.convergence_stats(flat)
+    constants = int(np.isnan(rhat).sum())
+    if constants == len(labels):
+        return {
+            "min_bulk_ess": float("nan"),
+            "worst_ess_parameter": "",
+            "max_rhat": float("nan"),
+            "worst_rhat_parameter": "",
+            "scalars": len(labels),
+            "constant_scalars": constants,
+        }
     return {
-        "min_bulk_ess": worst_ess if np.isfinite(worst_ess) else float("nan"),
-        "worst_ess_parameter": worst_ess_label,
-        "max_rhat": worst_rhat if np.isfinite(worst_rhat) else float("nan"),
-        "worst_rhat_parameter": worst_rhat_label,
-        "scalars": scalars,
+        "min_bulk_ess": float(np.nanmin(bulk)),
+        "worst_ess_parameter": labels[int(np.nanargmin(bulk))],
+        "max_rhat": float(np.nanmax(rhat)),
+        "worst_rhat_parameter": labels[int(np.nanargmax(rhat))],
+        "scalars": len(labels),
         "constant_scalars": constants,
     }
 
@@ -182,7 +162,7 @@ def measure(case: Case, column: str, settings: RunSettings) -> dict:
         "treedepth_hits": int((np.asarray(fit.sampler["treedepth__"]) >= fit.settings.max_treedepth).sum()),
         "problems": list(fit.problems),
     }
-    record |= convergence(fit.posterior)
+    record |= convergence(fit.draws_)
     record |= leapfrog_cost(fit.sampler, fit.timings)
     record["ess_per_s"] = record["min_bulk_ess"] / wall
     return record

@@ -70,7 +70,7 @@ def run_lmmformula(case: Case, chains: int, iterations: int, seed: int) -> dict:
         "total_wall_s": total,
         "divergent": int(fit.sampler["divergent__"].sum()),
     }
-    return record | convergence(fit.posterior) | leapfrog_cost(fit.sampler, fit.timings)
+    return record | convergence(fit.draws_) | leapfrog_cost(fit.sampler, fit.timings)
 
 
 def run_peer(

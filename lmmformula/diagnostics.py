@@ -98,6 +98,23 @@ def ebfmi(energy: np.ndarray) -> np.ndarray:
     return (np.diff(energy, axis=1) ** 2).mean(axis=1) / energy.var(axis=1)
 
 
+def convergence_stats(draws: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """R-hat, bulk ESS and tail ESS of every parameter of (chain, draw, parameter) draws.
+
+    NaN for parameters that never change (e.g. the diagonal of a correlation matrix).
+    Computed in chunks of parameters, so memory stays bounded for thousands of them.
+    """
+    r, bulk, tail = (np.full(draws.shape[2], np.nan) for _ in range(3))
+    for start in range(0, draws.shape[2], _CHUNK):
+        part = slice(start, start + _CHUNK)
+        block = draws[:, :, part]
+        varying = block.std(axis=(0, 1)) > 0
+        r[part] = np.where(varying, rhat(block), np.nan)
+        bulk[part] = np.where(varying, ess_bulk(block), np.nan)
+        tail[part] = np.where(varying, ess_tail(block), np.nan)
+    return r, bulk, tail
+
+
 def sampler_problems(
     names: list[str],
     draws: np.ndarray,
@@ -121,14 +138,7 @@ def sampler_problems(
     low = np.flatnonzero(ebfmi(sampler["energy__"]) < 0.3)
     if low.size:
         problems.append(f"E-BFMI below 0.3 in chain(s) {', '.join(str(c + 1) for c in low)}")
-    r, bulk, tail = (np.full(draws.shape[2], np.nan) for _ in range(3))
-    for start in range(0, draws.shape[2], _CHUNK):  # in chunks of parameters: bounded memory
-        part = slice(start, start + _CHUNK)
-        block = draws[:, :, part]
-        varying = block.std(axis=(0, 1)) > 0
-        r[part] = np.where(varying, rhat(block), np.nan)
-        bulk[part] = np.where(varying, ess_bulk(block), np.nan)
-        tail[part] = np.where(varying, ess_tail(block), np.nan)
+    r, bulk, tail = convergence_stats(draws)
     for label, bad in (
         ("R-hat above 1.01", r > 1.01),
         (f"bulk ESS below {100 * chains} (100 per chain)", bulk < 100 * chains),
