@@ -136,9 +136,8 @@ def center_map(block: GroupBlock, coefficients: tuple[str, ...], centers: tuple[
     rows of the others are zero (they vary around zero).
     """
     return np.array(
-        [[float(column == name and column in centers) for name in coefficients] for column in block.columns],
-        dtype=float,
-    ).reshape(len(block.columns), len(coefficients))
+        [[float(column == name and column in centers) for name in coefficients] for column in block.columns]
+    )
 
 
 def _block_code(

@@ -64,10 +64,6 @@ class BlockParameterization:
     centered: bool
     centers: tuple[str, ...] = ()
 
-    @property
-    def kind(self) -> str:
-        return "centered" if self.centered else "noncentered"
-
     def __str__(self) -> str:
         if not self.centered:
             return "noncentered"
@@ -111,8 +107,7 @@ def choose_parameterizations(
         or (entry == "auto" and bool(np.all(ratios[i] > center_threshold(len(blocks[i].factor.levels)))))
         for i, entry in enumerate(entries)
     ]
-    taken = {name for entry in explicit.values() for name in entry.centers}
-    free = tuple(name for name in design.spec.coefficient_names if name not in taken)
+    free = tuple(name for name in design.spec.coefficient_names if name not in claimed)
     ruled = [c and i not in explicit for i, c in enumerate(centered)]
     centers = assign_centers([block.columns for block in blocks], ratios, ruled, free)
     return tuple(
