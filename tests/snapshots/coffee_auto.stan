@@ -54,7 +54,7 @@ parameters {
   real<lower=0> sigma;  // residual standard deviation
   vector<lower=0>[M_1] sd_1;  // group-level standard deviations
   cholesky_factor_corr[M_1] L_1;  // Cholesky factor of the correlation matrix
-  matrix[M_1, N_1] z_1;  // per level: C_1 * group coefficients if centered_1, else standardized
+  matrix[M_1, N_1] z_1;  // per level: group coefficients if centered_1, else standardized
 }
 transformed parameters {
   real b_Intercept = Intercept - dot_product(means_X, b);  // intercept at zero predictors
