@@ -3,19 +3,34 @@
 __version__ = "0.1.0"
 
 from .datasets import load_dataset  # noqa: E402
-from .errors import DataError, FormulaError  # noqa: E402
+from .errors import (  # noqa: E402
+    ArgumentError,
+    DataError,
+    DesignWarning,
+    EngineError,
+    FormulaError,
+    LmmformulaError,
+    PriorError,
+    SamplingWarning,
+)
 from .families import Family, get_family  # noqa: E402
 from .fit import Fit, load  # noqa: E402
 from .model import Model, make_stancode, make_standata  # noqa: E402
 from .parameterization import BlockParameterization  # noqa: E402
 
 __all__ = [
+    "ArgumentError",
     "BlockParameterization",
     "DataError",
+    "DesignWarning",
+    "EngineError",
     "Family",
     "Fit",
     "FormulaError",
+    "LmmformulaError",
     "Model",
+    "PriorError",
+    "SamplingWarning",
     "get_family",
     "load",
     "load_dataset",

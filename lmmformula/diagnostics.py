@@ -14,11 +14,9 @@ import numpy as np
 from scipy.special import ndtri
 from scipy.stats import rankdata
 
+from .errors import SamplingWarning
+
 _CHUNK = 1024  # parameters per pass of the diagnostics
-
-
-class SamplingWarning(UserWarning):
-    """The sampler reported problems: the draws may not describe the posterior."""
 
 
 def _split(draws: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import DataError
+from .errors import ArgumentError, DataError
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def get_family(family: str | Family) -> Family:
         return family
     if isinstance(family, str) and family.lower() in FAMILIES:
         return FAMILIES[family.lower()]
-    raise DataError(f"family={family!r} is not supported; choose one of {', '.join(sorted(FAMILIES))}")
+    raise ArgumentError(f"family={family!r} is not supported; choose one of {', '.join(sorted(FAMILIES))}")
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ import numpy as np
 from scipy.stats import chi2
 
 from .design import Design
-from .errors import DataError
+from .errors import ArgumentError
 from .families import GAUSSIAN, POISSON, Family
 
 PARAMETERIZATIONS = ("auto", "centered", "noncentered")
@@ -93,7 +93,7 @@ def choose_parameterizations(
     claimed = [name for entry in explicit.values() for name in entry.centers]
     twice = sorted({name for name in claimed if claimed.count(name) > 1})
     if twice:
-        raise DataError(
+        raise ArgumentError(
             f"parameterization: {twice} centers more than one block; a population-level coefficient may "
             "center at most one block (center the others at zero: lf.BlockParameterization(True, ()))"
         )
@@ -120,7 +120,7 @@ def _per_block(requested, n_blocks: int) -> list:
     words = ", ".join(map(repr, PARAMETERIZATIONS))
     if isinstance(requested, str):
         if requested not in PARAMETERIZATIONS:
-            raise DataError(
+            raise ArgumentError(
                 f"parameterization={requested!r} is not one of {words}; "
                 "'auto' chooses per group-level block from the data"
             )
@@ -128,11 +128,11 @@ def _per_block(requested, n_blocks: int) -> list:
     if isinstance(requested, Sequence | np.ndarray) and len(requested) == n_blocks:
         for entry in requested:
             if not (isinstance(entry, BlockParameterization) or entry in PARAMETERIZATIONS):
-                raise DataError(
+                raise ArgumentError(
                     f"parameterization: {entry!r} is not one of {words} or an lf.BlockParameterization"
                 )
         return list(requested)
-    raise DataError(
+    raise ArgumentError(
         f"parameterization={requested!r}: give one of {words}, or a list with one entry per "
         f"group-level block ({n_blocks} here)"
     )
@@ -141,12 +141,14 @@ def _per_block(requested, n_blocks: int) -> list:
 def _check_explicit(entry: BlockParameterization, columns, coefficients, factor: str) -> None:
     wrong = [name for name in entry.centers if name not in columns or name not in coefficients]
     if wrong:
-        raise DataError(
+        raise ArgumentError(
             f"parameterization for the block of {factor!r}: cannot center {wrong} on population-level "
             f"coefficients; its columns with one are {[c for c in columns if c in coefficients]}"
         )
     if entry.centers and not entry.centered:
-        raise DataError(f"parameterization for the block of {factor!r}: a non-centered block has no centers")
+        raise ArgumentError(
+            f"parameterization for the block of {factor!r}: a non-centered block has no centers"
+        )
 
 
 def block_information(design: Design) -> list[np.ndarray]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
+from ..errors import ArgumentError, EngineError
 from . import cmdstan, embedded
 from .base import ChainOutput, CompiledProgram, SamplerSettings, default_cores
 
@@ -19,10 +20,10 @@ __all__ = ["ChainOutput", "CompiledProgram", "SamplerSettings", "default_cores",
 def get_engine(backend: str) -> tuple[str, ModuleType]:
     """The engine for ``backend``: "auto" picks cmdstanpy when CmdStan is installed."""
     if backend not in BACKENDS:
-        raise ValueError(f"backend={backend!r} is not one of {', '.join(map(repr, BACKENDS))}")
+        raise ArgumentError(f"backend={backend!r} is not one of {', '.join(map(repr, BACKENDS))}")
     if backend == "cmdstanpy" or (backend == "auto" and cmdstan.available()):
         if not cmdstan.available():
-            raise RuntimeError(
+            raise EngineError(
                 "backend='cmdstanpy' needs CmdStan (cmdstanpy.install_cmdstan()); "
                 "backend='embedded' needs nothing more"
             )

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ArgumentError
+
 
 @dataclass(frozen=True)
 class CompiledProgram:
@@ -39,13 +41,15 @@ class SamplerSettings:
             value = getattr(self, name)
             minimum = 0 if name == "iter_warmup" else 1
             if not isinstance(value, int | np.integer) or value < minimum:
-                raise ValueError(f"{name}={value!r}: must be an integer >= {minimum}")
+                raise ArgumentError(f"{name}={value!r}: must be an integer >= {minimum}")
         if not 0 < self.adapt_delta < 1:
-            raise ValueError(f"adapt_delta={self.adapt_delta!r}: must be between 0 and 1, e.g. 0.95")
+            raise ArgumentError(f"adapt_delta={self.adapt_delta!r}: must be between 0 and 1, e.g. 0.95")
         if self.seed is not None and not (isinstance(self.seed, int | np.integer) and 0 <= self.seed < 2**31):
-            raise ValueError(f"seed={self.seed!r}: must be an integer in [0, 2**31)")
+            raise ArgumentError(f"seed={self.seed!r}: must be an integer in [0, 2**31)")
         if isinstance(self.init, list) and len(self.init) != self.chains:
-            raise ValueError(f"init: a list needs one dict per chain ({self.chains}), got {len(self.init)}")
+            raise ArgumentError(
+                f"init: a list needs one dict per chain ({self.chains}), got {len(self.init)}"
+            )
 
     def init_for(self, chain: int) -> tuple[dict, float]:
         """Initial values and init radius for chain ``chain`` (1-based)."""

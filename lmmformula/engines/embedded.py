@@ -31,6 +31,7 @@ import httpstan
 import numpy as np
 
 from ..cache import cached_build, program_key
+from ..errors import EngineError
 from ..stanc import PROGRAM_NAME, StanCompileError, check_program, with_program_line
 from .base import ChainOutput, CompiledProgram, SamplerSettings
 
@@ -53,10 +54,6 @@ TOOLCHAIN = (
     f"httpstan {httpstan.__version__}; stanc --filename-in-msg={PROGRAM_NAME}; {' '.join(_FLAGS)}; "
     f"{sys.implementation.cache_tag}{_SUFFIX}"
 )
-
-
-class EngineError(RuntimeError):
-    """Compiling or sampling failed; the message says where and why."""
 
 
 def compile_program(code: str, announce: Callable[[], None] | None = None) -> CompiledProgram:
