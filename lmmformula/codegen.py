@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -37,6 +38,32 @@ class BlockCode:
     columns: str
 
 
+def comment_safe(text: object) -> str:
+    """``text`` made safe for a ``//`` or ``/* */`` comment of the program.
+
+    User strings (formula, column names, factor levels) reach the program's comments only
+    through this function: line breaks, other control and invisible characters become
+    visible escapes (``\\n``, ``\\u2028``) and comment delimiters are broken up, so no
+    string can end a comment and add code.
+    """
+    pieces = []
+    for char in str(text):
+        if char == "\n":
+            pieces.append("\\n")
+        elif char == "\r":
+            pieces.append("\\r")
+        elif char == "\t":
+            pieces.append(" ")
+        elif char != " " and unicodedata.category(char)[0] in "CZ":
+            pieces.append(f"\\u{ord(char):04x}")
+        else:
+            pieces.append(char)
+    safe = "".join(pieces)
+    while "*/" in safe or "/*" in safe:
+        safe = safe.replace("*/", "* /").replace("/*", "/ *")
+    return safe
+
+
 def templates_dir() -> Path:
     """The templates: inside the installed package, or top-level in a source checkout."""
     installed = resources.files("lmmformula") / "templates"
@@ -57,14 +84,7 @@ def _environment() -> jinja2.Environment:
 
 def used_priors(design: Design, priors: dict[str, PriorData]) -> list[PriorData]:
     """The priors that appear in the program, in a fixed order."""
-    spec = design.spec
-    wanted = {
-        "Intercept": spec.has_intercept,
-        "b": bool(spec.fixed_columns),
-        "sigma": spec.family.has_sigma,
-        "sd": bool(spec.blocks),
-        "cor": any(block.correlated for block in spec.blocks),
-    }
+    wanted = design.spec.parameter_classes
     return [priors[name] for name, use in wanted.items() if use and not priors[name].is_flat]
 
 
@@ -88,8 +108,9 @@ def render_code(
         .get_template("model.stan.j2")
         .render(
             version=__version__,
-            formula=spec.formula.formula,
+            formula=comment_safe(spec.formula.formula),
             family=spec.family,
+            family_label=comment_safe(spec.family),
             has_intercept=spec.has_intercept,
             has_slopes=bool(spec.fixed_columns),
             design_matrix="Xc" if spec.has_intercept else "X",
@@ -146,14 +167,14 @@ def _block_code(
     return BlockCode(
         index=index,
         template=f"group/{'correlated' if block.correlated else 'uncorrelated'}.stan.j2",
-        parameterization=str(choice),
+        parameterization=comment_safe(choice),
         correlated=block.correlated,
         center=f"F_{index} * {coefficients}" if coefficients else None,
         intercept_first=block.columns[0] == INTERCEPT,
         n_columns=len(block.columns),
-        factor=block.factor.name,
-        sources=" + ".join(block.sources),
-        columns=", ".join(block.columns),
+        factor=comment_safe(block.factor.name),
+        sources=comment_safe(" + ".join(block.sources)),
+        columns=comment_safe(", ".join(block.columns)),
     )
 
 

@@ -88,6 +88,17 @@ class DesignSpec:
         """Population-level coefficients, intercept first."""
         return ((INTERCEPT,) if self.has_intercept else ()) + self.fixed_columns
 
+    @property
+    def parameter_classes(self) -> dict[str, bool]:
+        """Which prior classes the model has (brms's ``class`` column of ``get_prior``)."""
+        return {
+            "Intercept": self.has_intercept,
+            "b": bool(self.fixed_columns),
+            "sigma": self.family.has_sigma,
+            "sd": bool(self.blocks),
+            "cor": any(block.correlated for block in self.blocks),
+        }
+
     def fixed_matrix(self, data: pd.DataFrame) -> np.ndarray:
         """Population-level design for ``data``, without the intercept column."""
         matrix = _evaluate(self.fixed_spec, data, f"fixed part {self.formula.fixed!r}")

@@ -47,7 +47,9 @@ class Model:
         self.family = get_family(family)
         self._design: Design = build_design(parse_formula(formula), self.family, data)
         self.parameterizations = choose_parameterizations(self._design, parameterization)
-        self.priors = resolve_priors(self.family, self._design.response.y, priors)
+        self.priors = resolve_priors(
+            self.family, self._design.response.y, priors, self._design.spec.parameter_classes
+        )
         self.stan_code: str = render_code(self._design, self.parameterizations, self.priors)
         self.stan_data: dict = build_data(self._design, self.parameterizations, self.priors)
 

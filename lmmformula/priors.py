@@ -6,32 +6,56 @@ A prior's distribution is part of the Stan program; its numbers are Stan data
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import FormulaError
+from .errors import ArgumentError, PriorError
 from .families import Family
 
-# Names for the arguments of common distributions, so the data reads like the prior.
-_ARGUMENT_NAMES = {
-    "normal": ("location", "scale"),
-    "student_t": ("df", "location", "scale"),
-    "cauchy": ("location", "scale"),
-    "double_exponential": ("location", "scale"),
-    "logistic": ("location", "scale"),
-    "lognormal": ("location", "scale"),
-    "exponential": ("rate",),
-    "gamma": ("shape", "rate"),
-    "inv_gamma": ("shape", "scale"),
-    "weibull": ("shape", "scale"),
-    "uniform": ("lower", "upper"),
-    "lkj_corr_cholesky": ("eta",),
+
+@dataclass(frozen=True)
+class Distribution:
+    """A prior distribution lmmformula accepts: its Stan name, arguments and support.
+
+    ``positive``: the arguments that must be > 0. ``support``: ``"real"`` (any value; on
+    ``sd`` and ``sigma``, which are >= 0, it becomes its half-distribution), ``"positive"``
+    (only for ``sd`` and ``sigma``) or ``"correlation"`` (only for ``cor``).
+    """
+
+    name: str
+    arguments: tuple[str, ...]
+    positive: frozenset[str]
+    support: str
+
+
+def _distribution(name: str, arguments: str, positive: str, support: str = "real") -> Distribution:
+    return Distribution(name, tuple(arguments.split()), frozenset(positive.split()), support)
+
+
+#: Every distribution a prior may use (brms's names; ``lkj`` is Stan's ``lkj_corr_cholesky``).
+DISTRIBUTIONS = {
+    d.name: d
+    for d in (
+        _distribution("normal", "location scale", "scale"),
+        _distribution("student_t", "df location scale", "df scale"),
+        _distribution("cauchy", "location scale", "scale"),
+        _distribution("double_exponential", "location scale", "scale"),
+        _distribution("logistic", "location scale", "scale"),
+        _distribution("exponential", "rate", "rate", "positive"),
+        _distribution("gamma", "shape rate", "shape rate", "positive"),
+        _distribution("inv_gamma", "shape scale", "shape scale", "positive"),
+        _distribution("lognormal", "location scale", "scale", "positive"),
+        _distribution("weibull", "shape scale", "shape scale", "positive"),
+        _distribution("chi_square", "df", "df", "positive"),
+        _distribution("lkj_corr_cholesky", "eta", "eta", "correlation"),
+    )
 }
-_POSITIVE_ARGUMENTS = {"scale", "df", "rate", "shape", "eta"}
-_PRIOR_TEXT = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)\s*$")
+_ALIASES = {"lkj": "lkj_corr_cholesky", "lkj_corr": "lkj_corr_cholesky"}
+_PRIOR_TEXT = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)\s*$", re.DOTALL)
 _NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
 #: Parameter classes a user can set a prior on, with what each covers.
@@ -41,6 +65,14 @@ PRIOR_CLASSES = {
     "sd": "every group-level standard deviation",
     "sigma": "the residual standard deviation (gaussian)",
     "cor": "every group-level correlation matrix (lkj)",
+}
+#: Which supports suit each class (see :class:`Distribution`).
+_SUPPORTS = {
+    "Intercept": ("real",),
+    "b": ("real",),
+    "sd": ("real", "positive"),
+    "sigma": ("real", "positive"),
+    "cor": ("correlation",),
 }
 
 
@@ -55,9 +87,9 @@ class Prior:
     args: tuple[float, ...] = ()
 
     def argument_names(self) -> tuple[str, ...]:
-        known = _ARGUMENT_NAMES.get(self.distribution)
-        if known and len(known) == len(self.args):
-            return known
+        known = DISTRIBUTIONS.get(self.distribution)
+        if known and len(known.arguments) == len(self.args):
+            return known.arguments
         return tuple(f"arg{i}" for i in range(1, len(self.args) + 1))
 
     def __str__(self) -> str:
@@ -82,8 +114,9 @@ class PriorData:
 
     def declarations(self) -> list[str]:
         """Data-block declarations of the prior's numbers."""
+        positive = DISTRIBUTIONS[self.prior.distribution].positive
         return [
-            f"real{'<lower=0>' if arg in _POSITIVE_ARGUMENTS else ''} {name};"
+            f"real{'<lower=0>' if arg in positive else ''} {name};"
             for arg, name in zip(self.prior.argument_names(), self.data_names())
         ]
 
@@ -96,28 +129,64 @@ class PriorData:
 
 
 def parse_prior(text: str, parameter_class: str) -> Prior:
-    """Parse ``"normal(0, 5)"`` (numbers only as arguments) into a Prior."""
+    """Parse and check ``"normal(0, 5)"`` (numbers only as arguments) for ``parameter_class``.
+
+    The distribution must be in :data:`DISTRIBUTIONS` and suit the class; the number of
+    arguments, their finiteness and positivity are checked here, before any program exists.
+    """
+    where = f"prior for {parameter_class!r}"
     if not isinstance(text, str):
-        raise FormulaError(
-            f"prior for {parameter_class!r} must be a string such as 'normal(0, 5)', got {text!r}"
-        )
+        raise PriorError(f"{where} must be a string such as 'normal(0, 5)', got {text!r}")
     if text.strip() == "flat":
+        if parameter_class not in ("Intercept", "b"):
+            raise PriorError(
+                f"{where}: 'flat' is only for 'Intercept' and 'b'; {parameter_class!r} needs a proper "
+                "prior such as 'student_t(3, 0, 2.5)'"
+            )
         return Prior("flat")
     match = _PRIOR_TEXT.match(text)
     if not match:
-        raise FormulaError(
-            f"prior {text!r} for {parameter_class!r} is not a distribution call such as 'normal(0, 5)'"
-        )
+        raise PriorError(f"{where}: {text!r} is not a distribution call such as 'normal(0, 5)'")
     name, inner = match.groups()
+    distribution = DISTRIBUTIONS.get(_ALIASES.get(name, name))
+    suits = _SUPPORTS[parameter_class]
+    if distribution is None:
+        known = [d.name for d in DISTRIBUTIONS.values() if d.support in suits]
+        close = difflib.get_close_matches(name.lower(), [*DISTRIBUTIONS, *_ALIASES], n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise PriorError(
+            f"{where}: unknown distribution {name!r} in {text!r}{hint} Use one of {', '.join(known)}"
+        )
+    if distribution.support not in suits:
+        raise PriorError(
+            f"{where}: {text!r} does not suit {parameter_class!r}: {_SUIT_HINT[parameter_class]}"
+        )
     pieces = [piece.strip() for piece in inner.split(",")] if inner.strip() else []
+    signature = f"{name}({', '.join(distribution.arguments)})"
+    if len(pieces) != len(distribution.arguments):
+        raise PriorError(
+            f"{where}: {text!r} has {len(pieces)} argument(s); {name} takes {len(distribution.arguments)}: "
+            f"{signature}"
+        )
     bad = [piece for piece in pieces if not _NUMBER.match(piece)]
     if bad:
-        raise FormulaError(
-            f"prior {text!r} for {parameter_class!r}: arguments must be numbers, not {bad[0]!r}"
-        )
-    if name == "lkj":
-        name = "lkj_corr_cholesky"
-    return Prior(name, tuple(float(piece) for piece in pieces))
+        raise PriorError(f"{where}: {text!r}: arguments must be numbers, not {bad[0]!r}")
+    args = tuple(float(piece) for piece in pieces)
+    for argument, value in zip(distribution.arguments, args):
+        if not np.isfinite(value):
+            raise PriorError(f"{where}: {text!r}: the {argument} {value} is not a finite number")
+        if argument in distribution.positive and value <= 0:
+            raise PriorError(f"{where}: {text!r}: the {argument} must be > 0 in {signature}")
+    return Prior(distribution.name, args)
+
+
+_SUIT_HINT = {
+    "Intercept": "it is unbounded; use a distribution on all reals such as 'student_t(3, 0, 2.5)'",
+    "b": "it is unbounded; use a distribution on all reals such as 'normal(0, 5)'",
+    "sd": "use a scale prior such as 'student_t(3, 0, 2.5)' (half-t), 'normal(0, 1)' or 'exponential(1)'",
+    "sigma": "use a scale prior such as 'student_t(3, 0, 2.5)' (half-t), 'normal(0, 1)' or 'exponential(1)'",
+    "cor": "correlations take 'lkj(eta)', e.g. 'lkj(2)'",
+}
 
 
 def default_priors(family: Family, y: np.ndarray) -> dict[str, Prior]:
@@ -134,25 +203,43 @@ def default_priors(family: Family, y: np.ndarray) -> dict[str, Prior]:
     return priors
 
 
-def resolve_priors(family: Family, y: np.ndarray, user: Mapping[str, str] | None) -> dict[str, PriorData]:
-    """Defaults overridden by the user's ``{class: "dist(args)"}`` mapping."""
+def resolve_priors(
+    family: Family, y: np.ndarray, user: Mapping[str, str] | None, present: Mapping[str, bool]
+) -> dict[str, PriorData]:
+    """Defaults overridden by the user's ``{class: "dist(args)"}`` mapping.
+
+    ``present`` says which classes the model has (e.g. ``cor`` only with correlated
+    group-level terms); a prior for a class it lacks is an error, as in brms.
+    """
+    if user is not None and not isinstance(user, Mapping):
+        raise ArgumentError(
+            f"priors must be a dict of parameter class to prior, e.g. {{'b': 'normal(0, 5)'}}; "
+            f"got {type(user).__name__}"
+        )
     priors = default_priors(family, y)
     for parameter_class, text in (user or {}).items():
         if parameter_class not in priors:
-            known = ", ".join(p for p in PRIOR_CLASSES if p in priors)
-            raise FormulaError(
+            known = ", ".join(repr(p) for p in PRIOR_CLASSES if p in priors)
+            raise PriorError(
                 f"priors: unknown parameter class {parameter_class!r} for the {family.name} "
                 f"family; use one of {known}"
             )
-        prior = parse_prior(text, parameter_class)
-        if prior.distribution == "flat" and parameter_class not in ("Intercept", "b"):
-            raise FormulaError(
-                f"priors: {parameter_class!r} needs a proper prior; 'flat' is only for 'Intercept' and 'b'"
+        if not present.get(parameter_class, False):
+            raise PriorError(
+                f"priors: this model has no {parameter_class!r} ({PRIOR_CLASSES[parameter_class]}): "
+                f"{_ABSENT[parameter_class]}; remove the prior for {parameter_class!r}"
             )
-        if parameter_class == "cor" and prior.distribution != "lkj_corr_cholesky":
-            raise FormulaError(f"priors: 'cor' takes 'lkj(eta)', got {text!r}")
-        priors[parameter_class] = prior
+        priors[parameter_class] = parse_prior(text, parameter_class)
     return {name: PriorData(name, prior) for name, prior in priors.items()}
+
+
+_ABSENT = {
+    "Intercept": "the formula removes the intercept ('0 +' or '- 1')",
+    "b": "the formula has no population-level predictors",
+    "sd": "the formula has no group-level terms",
+    "sigma": "only the gaussian family has it",
+    "cor": "no group-level term has correlated coefficients",
+}
 
 
 def _format_number(value: float) -> str:
