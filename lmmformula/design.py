@@ -7,7 +7,9 @@ holds the matrices for one data set.
 
 from __future__ import annotations
 
+import ast
 import difflib
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -15,8 +17,8 @@ import numpy as np
 import pandas as pd
 from formulaic import Formula, ModelSpec, model_matrix
 
-from .errors import DataError, FormulaError
-from .families import Family, Response, make_response
+from .errors import DataError, DesignWarning, FormulaError
+from .families import BERNOULLI, BINOMIAL, GAUSSIAN, Family, Response, make_response
 from .formula import FormulaSpec, GroupTerm
 
 INTERCEPT = "Intercept"
@@ -24,18 +26,31 @@ INTERCEPT = "Intercept"
 
 @dataclass(frozen=True)
 class GroupFactor:
-    """A grouping factor (one column, or the interaction of several) and its levels."""
+    """A grouping factor (one column, or the interaction of several) and its levels.
+
+    ``levels`` are the labels (strings) of the levels; ``values`` the column's own values
+    (with their type) for a single-column factor, else the labels. Interaction labels
+    join the values with ':' (a ':' or '\\' inside a value is escaped with '\\'), so
+    distinct combinations always get distinct labels.
+    """
 
     columns: tuple[str, ...]
     levels: tuple[str, ...]
+    values: tuple = ()
 
     @property
     def name(self) -> str:
         return ":".join(self.columns)
 
+    def index(self) -> pd.Index:
+        """The levels as a pandas Index named after the factor, in the column's own values."""
+        return pd.Index(list(self.values or self.levels), name=self.name)
+
     def labels(self, data: pd.DataFrame) -> pd.Series:
         """The level label of each row (values joined by ':' for interactions)."""
-        parts = [_as_labels(data[column]) for column in self.columns]
+        if len(self.columns) == 1:
+            return _as_labels(data[self.columns[0]])
+        parts = [_escape(_as_labels(data[column])) for column in self.columns]
         labels = parts[0]
         for part in parts[1:]:
             labels = labels + ":" + part
@@ -123,18 +138,22 @@ class Design:
 
 def build_design(formula: FormulaSpec, family: Family, data: pd.DataFrame) -> Design:
     """Check ``data`` against the formula, drop incomplete rows, and build the design."""
-    if not isinstance(data, pd.DataFrame):
-        raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    data = _checked_frame(data)
     used = _used_columns(formula, data)
-    complete = _complete_rows(data, used)
-    frame = data.loc[complete, used].reset_index(drop=True)
+    grouping = {name for term in formula.group_terms for name in term.factors}
+    frame = _clean_columns(data[used], formula, grouping)
+    complete = _complete_rows(frame, used)
+    frame = frame.loc[complete].reset_index(drop=True)
+    for column in frame.columns:
+        if isinstance(frame[column].dtype, pd.CategoricalDtype):
+            frame[column] = frame[column].cat.remove_unused_categories()  # as R's model.frame
 
     fixed_spec, fixed = _materialize(formula.fixed, frame, f"fixed part {formula.fixed!r}")
     fixed_names = tuple(fixed_spec.column_names)
     has_intercept = INTERCEPT in fixed_names
     if has_intercept and fixed_names[0] != INTERCEPT:
         raise FormulaError(f"fixed part {formula.fixed!r}: the intercept must be its first column")
-    response = make_response(family, _response_columns(formula, frame))
+    response = make_response(family, _response_columns(formula, frame, family))
     blocks, Z = _gather_blocks(formula.group_terms, frame)
     codes = {block.factor.columns: block.factor.codes(frame) for block in blocks}  # once per factor
     spec = DesignSpec(
@@ -145,7 +164,7 @@ def build_design(formula: FormulaSpec, family: Family, data: pd.DataFrame) -> De
         has_intercept=has_intercept,
         blocks=blocks,
     )
-    return Design(
+    design = Design(
         spec=spec,
         response=response,
         X=fixed[:, 1:] if has_intercept else fixed,
@@ -153,28 +172,182 @@ def build_design(formula: FormulaSpec, family: Family, data: pd.DataFrame) -> De
         J=tuple(codes[block.factor.columns] for block in blocks),
         n_dropped=int((~complete).sum()),
     )
+    _check_group_sizes(design)
+    return design
+
+
+def _checked_frame(data) -> pd.DataFrame:
+    """``data`` as a DataFrame with unique string column names (a new object; never modified)."""
+    if not isinstance(data, pd.DataFrame):
+        raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    if isinstance(data.columns, pd.MultiIndex):
+        raise DataError(
+            "data has MultiIndex (hierarchical) column names; flatten them first, e.g. "
+            "data.columns = ['_'.join(map(str, c)) for c in data.columns]"
+        )
+    if len(data) == 0:
+        raise DataError("data has no rows")
+    names = [str(column) for column in data.columns]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise DataError(f"data has more than one column named {twice[0]!r}; give every column its own name")
+    if any(not isinstance(column, str) for column in data.columns):
+        data = data.set_axis(names, axis=1)
+    return data
 
 
 def _used_columns(formula: FormulaSpec, data: pd.DataFrame) -> list[str]:
     """Every data column the formula reads, in order; unknown names raise FormulaError."""
-    needed: list[str] = []
+    response_names: list[str] = []
+    predictor_names: list[str] = []
     responses = [f"I({expression})" for expression in formula.response]
-    expressions = [*responses, formula.fixed, *(t.expr for t in formula.group_terms)]
-    for expression in expressions:
-        try:
-            variables = Formula(expression).required_variables
-        except Exception as exc:  # formulaic's parser errors have several types
-            raise FormulaError(f"cannot parse {expression!r}: {exc}") from None
-        needed.extend(sorted(variables))
+    for expression in responses:
+        response_names.extend(_expression_columns(expression, data, formula.formula))
+    for expression in [formula.fixed, *(t.expr for t in formula.group_terms)]:
+        predictor_names.extend(_expression_columns(expression, data, formula.formula))
     for term in formula.group_terms:
-        needed.extend(term.factors)
-    columns = list(dict.fromkeys(needed))
-    for column in columns:
-        if column not in data.columns:
-            close = difflib.get_close_matches(str(column), [str(c) for c in data.columns], n=3)
-            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-            raise FormulaError(f"{column!r} in formula {formula.formula!r} is not a column of data{hint}")
-    return columns
+        for name in term.factors:
+            _check_column(name, data, formula.formula)
+            predictor_names.append(name)
+    both = sorted(set(response_names) & set(predictor_names))
+    if both:
+        raise FormulaError(
+            f"{both[0]!r} is both the response and a predictor in {formula.formula!r}; "
+            "a column cannot explain itself"
+        )
+    if INTERCEPT in predictor_names:
+        raise FormulaError(
+            f"data column {INTERCEPT!r} in {formula.formula!r} clashes with the intercept's name; "
+            "rename the column (the intercept is included unless the formula says '0 +')"
+        )
+    return list(dict.fromkeys(response_names + predictor_names))
+
+
+_BACKTICK = re.compile(r"`([^`]*)`")
+_UNSUPPORTED_CALLS = {
+    "offset": "offsets are not supported yet (they come with the families work); "
+    "for now add the known log-exposure as a predictor",
+    "weights": "weights are not supported yet",
+}
+
+
+def _expression_columns(expression: str, data: pd.DataFrame, formula: str) -> list[str]:
+    """The data columns ``expression`` reads, arguments of stateful transforms included."""
+    try:
+        parsed = Formula(expression)
+        required = set(parsed.required_variables)
+        factors = [factor for term in parsed for factor in term.factors]
+    except Exception as exc:  # formulaic's parser errors have several types
+        raise FormulaError(f"cannot parse {expression!r} in {formula!r}: {_plain(exc)}") from None
+    names: list[str] = []
+    calls: set[str] = set()
+    for factor in factors:
+        if factor.eval_method.name == "LOOKUP":
+            names.append(factor.expr)
+        elif factor.eval_method.name == "PYTHON":
+            variables, functions = _python_names(factor.expr)
+            names.extend(variables)
+            calls |= functions
+    for name in sorted(required & calls):
+        if name not in data.columns:
+            if name in _UNSUPPORTED_CALLS:
+                raise FormulaError(f"{name}() in {formula!r}: {_UNSUPPORTED_CALLS[name]}")
+            raise FormulaError(
+                f"unknown function {name!r} in {expression!r}; use a numpy function (e.g. log, exp, "
+                "np.sqrt), scale, center, poly, C or I(...)"
+            )
+    columns = []
+    for name in [*names, *sorted(required - calls)]:
+        if name in data.columns:
+            columns.append(name)
+        elif name in required:
+            _check_column(name, data, formula)
+    return list(dict.fromkeys(columns))
+
+
+def _python_names(expression: str) -> tuple[list[str], set[str]]:
+    """Names read as values and names called as functions in a Python expression."""
+    quoted: dict[str, str] = {}
+
+    def placeholder(match: re.Match) -> str:
+        key = f"_lmmformula_quoted_{len(quoted)}"
+        quoted[key] = match.group(1)
+        return key
+
+    try:
+        tree = ast.parse(_BACKTICK.sub(placeholder, expression), mode="eval")
+    except SyntaxError:
+        return [], set()
+    called = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
+    attribute_bases = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+    variables, functions = [], set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            name = quoted.get(node.id, node.id)
+            if id(node) in called:
+                functions.add(name)
+            elif id(node) not in attribute_bases:
+                variables.append(name)
+    return variables, functions
+
+
+def _check_column(name: str, data: pd.DataFrame, formula: str) -> None:
+    if name in data.columns:
+        return
+    close = difflib.get_close_matches(name, list(data.columns), n=3)
+    hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+    raise FormulaError(f"{name!r} in formula {formula!r} is not a column of data{hint}")
+
+
+def _clean_columns(frame: pd.DataFrame, formula: FormulaSpec, grouping: set[str]) -> pd.DataFrame:
+    """A copy of the used columns with numbers stored as objects made numeric; bad columns raise.
+
+    Grouping columns are labels and stay as they are. Other columns: complex numbers and
+    datetimes are refused; an object column of numbers (with None for missing) becomes
+    float; a column of many numbers and a few strings is refused, showing the strings.
+    """
+    frame = frame.copy()
+    for column in frame.columns:
+        values = frame[column]
+        if pd.api.types.is_complex_dtype(values) or _holds(values, complex):
+            raise DataError(f"column {column!r} holds complex numbers; use real numbers (e.g. the real part)")
+        if column in grouping:
+            continue
+        if pd.api.types.is_datetime64_any_dtype(values) or pd.api.types.is_timedelta64_dtype(values):
+            raise DataError(
+                f"column {column!r} is a datetime; use a number (e.g. days since the first date: "
+                f"(data[{column!r}] - data[{column!r}].min()).dt.days) or a category (its string)"
+            )
+        if values.dtype == object:
+            frame[column] = _numbers_or_labels(column, values)
+    return frame
+
+
+def _holds(values: pd.Series, kind: type) -> bool:
+    return values.dtype == object and any(isinstance(v, kind) for v in values.to_numpy())
+
+
+def _numbers_or_labels(column: str, values: pd.Series) -> pd.Series:
+    present = values.dropna()
+    is_number = np.array(
+        [isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_)) for v in present]
+    )
+    if len(present) and is_number.all():
+        return pd.to_numeric(values, errors="coerce").astype(float)
+    parsed = pd.to_numeric(present.astype(str), errors="coerce")
+    strays = present[parsed.isna().to_numpy()]
+    mixed = is_number.any() and not is_number.all()
+    looks_numeric = parsed.notna().mean() >= 0.9 and parsed.nunique() > 20 if len(present) else False
+    if len(strays) and (mixed or looks_numeric):
+        shown = ", ".join(repr(v) for v in pd.unique(strays)[:5])
+        raise DataError(
+            f"column {column!r} is mostly numbers but holds {len(strays)} value(s) that are not: {shown}; "
+            "fix or remove them (or set them to missing), or convert the column to strings on purpose "
+            "if it is a category"
+        )
+    if mixed:
+        return values.map(lambda v: v if pd.isna(v) else str(v))
+    return values
 
 
 def _complete_rows(data: pd.DataFrame, columns: list[str]) -> np.ndarray:
@@ -190,7 +363,7 @@ def _complete_rows(data: pd.DataFrame, columns: list[str]) -> np.ndarray:
         detail = ", ".join(f"{c} ({int(n)})" for c, n in counts.items() if n)
         warnings.warn(
             f"dropped {int(incomplete.sum())} of {len(data)} rows with missing values in: {detail}",
-            UserWarning,
+            DesignWarning,
             stacklevel=4,
         )
     return ~incomplete
@@ -202,7 +375,7 @@ def _materialize(expression: str, frame: pd.DataFrame, what: str) -> tuple[Model
         with np.errstate(all="ignore"):  # non-finite results are reported below, by column
             matrix = model_matrix(expression, frame, na_action="ignore")
     except Exception as exc:  # formulaic raises many types; show its message, not its traceback
-        raise FormulaError(f"cannot evaluate {what}: {exc}") from None
+        raise FormulaError(f"cannot evaluate {what}: {_plain(exc)}") from None
     values = np.asarray(matrix, dtype=float)
     _check_finite(values, tuple(matrix.model_spec.column_names), what)
     return matrix.model_spec, values
@@ -213,38 +386,84 @@ def _evaluate(spec: ModelSpec, frame: pd.DataFrame, what: str) -> np.ndarray:
         with np.errstate(all="ignore"):
             matrix = np.asarray(spec.get_model_matrix(frame, na_action="ignore"), dtype=float)
     except Exception as exc:
-        raise DataError(f"cannot evaluate {what} on these data: {exc}") from None
+        raise DataError(f"cannot evaluate {what} on these data: {_plain(exc)}") from None
     _check_finite(matrix, tuple(spec.column_names), what)
     return matrix
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_UNDEFINED_NAME = re.compile(r"name '([^']+)' is not defined")
+
+#: Larger magnitudes overflow Stan's and numpy's arithmetic (squares exceed 1e308).
+LARGEST_VALUE = 1e100
+
+
+def _plain(exc: Exception) -> str:
+    """A formulaic or numpy error message without terminal colour codes."""
+    text = _ANSI.sub("", str(exc))
+    undefined = _UNDEFINED_NAME.search(text)
+    if undefined:
+        return f"unknown function or name {undefined.group(1)!r} ({text})"
+    return text
 
 
 def _check_finite(matrix: np.ndarray, names: tuple[str, ...], what: str) -> None:
     bad = ~np.isfinite(matrix).all(axis=0)
     if bad.any():
         column = names[int(np.flatnonzero(bad)[0])]
-        raise DataError(f"{what}: column {column!r} has infinite or undefined values (e.g. log of 0)")
-
-
-def _response_columns(formula: FormulaSpec, frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    return {expr: _response_values(expr, frame) for expr in formula.response}
-
-
-def _response_values(expression: str, frame: pd.DataFrame) -> np.ndarray:
-    if expression in frame.columns:
-        column = frame[expression]
-        if pd.api.types.is_bool_dtype(column):
-            return column.to_numpy(dtype=np.int64)
-        if pd.api.types.is_numeric_dtype(column):
-            return column.to_numpy(dtype=float)
-        levels = sorted(column.astype(str).unique())
-        if len(levels) == 2:
-            # two levels: the second (sorted) one is the event, as R's glm does
-            return (column.astype(str) == levels[1]).to_numpy(dtype=np.int64)
         raise DataError(
-            f"response {expression!r} is not numeric (dtype {column.dtype}, e.g. {levels[:3]}); "
-            "convert it to numbers"
+            f"{what}: column {column!r} has infinite or undefined values (e.g. log of 0); "
+            "remove those rows or transform the column"
         )
-    return _materialize(f"0 + I({expression})", frame, f"response {expression!r}")[1][:, 0]
+    huge = (np.abs(matrix) > LARGEST_VALUE).any(axis=0)
+    if huge.any():
+        column = names[int(np.flatnonzero(huge)[0])]
+        raise DataError(
+            f"{what}: column {column!r} has values beyond +-1e100; rescale it (e.g. divide by 1e6)"
+        )
+
+
+def _response_columns(formula: FormulaSpec, frame: pd.DataFrame, family: Family) -> dict[str, np.ndarray]:
+    return {expr: _response_values(expr, frame, family) for expr in formula.response}
+
+
+def _response_values(expression: str, frame: pd.DataFrame, family: Family) -> np.ndarray:
+    if expression not in frame.columns:
+        return _materialize(f"0 + I({expression})", frame, f"response {expression!r}")[1][:, 0]
+    column = frame[expression]
+    binary = family in (BERNOULLI, BINOMIAL)
+    if pd.api.types.is_bool_dtype(column):
+        return column.to_numpy(dtype=np.int64)
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        levels = list(column.cat.remove_unused_categories().cat.categories)
+    elif pd.api.types.is_numeric_dtype(column):
+        values = column.to_numpy(dtype=float)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            raise DataError(
+                f"response {expression!r} has {int(bad.sum())} infinite value(s) (e.g. {values[bad][0]}); "
+                "remove those rows or set them to missing"
+            )
+        if (np.abs(values) > LARGEST_VALUE).any():
+            raise DataError(f"response {expression!r} has values beyond +-1e100; rescale it")
+        return values
+    else:
+        levels = sorted(column.astype(str).unique())
+    if binary and len(levels) == 2:
+        # as R's glm: the first level is the failure, the second (last declared) the event
+        return (column.astype(str) == str(levels[1])).to_numpy(dtype=np.int64)
+    if binary:
+        raise DataError(
+            f"response {expression!r}: the {family.name} family needs two levels or 0/1; "
+            f"found {len(levels)} levels: {[str(level) for level in levels[:5]]}"
+        )
+    parsed = pd.to_numeric(column.astype(str), errors="coerce")
+    offending = list(pd.unique(column[parsed.isna().to_numpy()]))[:5]
+    raise DataError(
+        f"response {expression!r} is not numeric (dtype {column.dtype}): values such as "
+        f"{', '.join(map(repr, offending or list(column[:3])))}; convert it to numbers"
+        + (" (or use family='bernoulli' for a two-level response)" if len(levels) == 2 else "")
+    )
 
 
 def _gather_blocks(
@@ -294,20 +513,102 @@ def _check_no_duplicates(blocks, factor: GroupFactor, columns, term: GroupTerm) 
 
 
 def _group_factor(term: GroupTerm, frame: pd.DataFrame) -> GroupFactor:
-    partial = GroupFactor(term.factors, ())
-    levels = tuple(sorted(partial.labels(frame).unique()))
+    labels = GroupFactor(term.factors, ()).labels(frame)
+    levels: tuple[str, ...]
+    values: tuple = ()
+    if len(term.factors) == 1:
+        column = frame[term.factors[0]]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            present = column.cat.remove_unused_categories().cat.categories
+            values = tuple(present)
+        else:
+            unique = pd.unique(column.to_numpy())
+            try:
+                values = tuple(sorted(unique))
+            except TypeError:  # mixed types: order by label
+                values = tuple(sorted(unique, key=str))
+        levels = tuple(_as_labels(pd.Series(values, dtype=column.dtype)).tolist())
+        if len(set(levels)) != len(levels):  # e.g. 1 and "1": fall back to labels
+            levels, values = tuple(sorted(labels.unique())), ()
+        values = tuple(v.item() if isinstance(v, np.generic) else v for v in values)
+    else:
+        levels = tuple(sorted(labels.unique()))
     if len(levels) < 2:
         raise DataError(
             f"grouping factor {term.group!r} in {term.source} has a single level ({levels[0]!r}); "
             "group-level effects need at least two levels"
         )
-    return GroupFactor(term.factors, levels)
+    return GroupFactor(term.factors, levels, values)
+
+
+def _check_group_sizes(design: Design) -> None:
+    """lme4's checks for a gaussian model: fewer levels, and fewer effects, than observations."""
+    if design.spec.family != GAUSSIAN:
+        return
+    for block in design.spec.blocks:
+        levels = len(block.factor.levels)
+        if levels >= design.n:
+            raise DataError(
+                f"grouping factor {block.factor.name!r} has as many levels ({levels}) as observations "
+                f"({design.n}): its effects cannot be told apart from the residual; remove "
+                f"{' + '.join(block.sources)} or use a coarser grouping"
+            )
+        if levels * len(block.columns) >= design.n:
+            raise DataError(
+                f"{' + '.join(block.sources)} has {levels * len(block.columns)} group-level coefficients "
+                f"for {design.n} observations; drop some of its terms"
+            )
+
+
+def _escape(labels: pd.Series) -> pd.Series:
+    return labels.str.replace("\\", "\\\\", regex=False).str.replace(":", "\\:", regex=False)
 
 
 def _as_labels(column: pd.Series) -> pd.Series:
     """Grouping values as strings; whole floats lose their '.0' (a column read with NaN)."""
     if pd.api.types.is_float_dtype(column):
         whole = column.dropna()
-        if (whole == np.round(whole)).all():
+        if np.isfinite(whole).all() and (whole == np.round(whole)).all() and (whole.abs() < 2**53).all():
             return column.astype("Int64").astype(str).astype(object)
     return column.astype(str).astype(object)
+
+
+def dependent_columns(design: Design) -> list[str]:
+    """Population-level columns that are constant (beside an intercept) or a linear
+    combination of the columns before them; lme4 drops these ("rank deficient")."""
+    spec = design.spec
+    columns = [np.ones(design.n)] if spec.has_intercept else []
+    kept: list[np.ndarray] = list(columns)
+    dependent = []
+    for name, column in zip(spec.fixed_columns, design.X.T):
+        scale = np.linalg.norm(column)
+        if scale == 0:
+            dependent.append(name)
+            continue
+        if kept:
+            basis = np.column_stack(kept)
+            coefficients = np.linalg.lstsq(basis, column, rcond=None)[0]
+            if np.linalg.norm(column - basis @ coefficients) <= 1e-8 * scale:
+                dependent.append(name)
+                continue
+        kept.append(column)
+    return dependent
+
+
+def check_identifiable(design: Design, flat_slopes: bool) -> None:
+    """Refuse (flat prior on b) or flag (proper prior) slopes the data cannot tell apart."""
+    dependent = dependent_columns(design)
+    if not dependent:
+        return
+    n, p = design.n, len(design.spec.coefficient_names)
+    why = f"there are fewer rows ({n}) than population-level coefficients ({p}), so " if n < p else ""
+    message = (
+        f"{why}population-level column(s) {dependent} are constant or a linear combination of other "
+        f"columns in {design.spec.formula.fixed!r}"
+    )
+    if flat_slopes:
+        raise DataError(
+            f"{message}; under the default flat prior on 'b' the posterior is improper. Drop them from "
+            "the formula, or give 'b' a proper prior, e.g. priors={'b': 'normal(0, 5)'}"
+        )
+    warnings.warn(f"{message}; only the prior on 'b' tells them apart", DesignWarning, stacklevel=3)

@@ -72,6 +72,11 @@ FAMILIES = {family.name: family for family in (GAUSSIAN, BERNOULLI, POISSON, BIN
 def get_family(family: str | Family) -> Family:
     """Look a family up by name (case-insensitive) or pass a Family through."""
     if isinstance(family, Family):
+        if FAMILIES.get(family.name) != family:
+            raise ArgumentError(
+                f"family={family!r}: custom families are not supported yet; choose one of "
+                f"{', '.join(sorted(FAMILIES))} (by name or as lf.get_family(name))"
+            )
         return family
     if isinstance(family, str) and family.lower() in FAMILIES:
         return FAMILIES[family.lower()]
@@ -113,6 +118,11 @@ def make_response(family: Family, columns: dict[str, np.ndarray]) -> Response:
         return Response(y=values.astype(np.int64))
     if family == POISSON:
         return Response(y=_counts(name, values, "poisson"))
+    if len(values) and np.ptp(values) == 0:
+        raise DataError(
+            f"response {name!r} is constant (every value is {values[0]:g}); a {family.name} model needs a "
+            "response that varies"
+        )
     return Response(y=values.astype(float))
 
 
@@ -121,14 +131,23 @@ def _binomial_from_cbind(family: Family, names: list[str], columns: dict) -> Res
         raise DataError(f"cbind({', '.join(names)}) is a binomial response; pass family='binomial'")
     successes = _counts(names[0], columns[names[0]], "binomial")
     failures = _counts(names[1], columns[names[1]], "binomial")
-    return Response(y=successes, trials=successes + failures)
+    trials = successes + failures
+    if (trials > LARGEST_COUNT).any():
+        raise DataError(f"cbind({', '.join(names)}): trials above {LARGEST_COUNT} (Stan's largest integer)")
+    return Response(y=successes, trials=trials)
 
 
 def _is_binary(values: np.ndarray) -> bool:
     return bool(np.isin(values, (0, 1)).all())
 
 
+#: Stan's int is 32-bit.
+LARGEST_COUNT = 2**31 - 1
+
+
 def _counts(name: str, values: np.ndarray, family: str) -> np.ndarray:
+    if not np.isfinite(values).all():
+        raise DataError(f"response {name!r} has infinite values; the {family} family needs counts")
     if (values < 0).any():
         raise DataError(
             f"response {name!r} has negative values ({values[values < 0][:3].tolist()}); "
@@ -137,4 +156,9 @@ def _counts(name: str, values: np.ndarray, family: str) -> np.ndarray:
     if (np.round(values) != values).any():
         bad = values[np.round(values) != values][:3].tolist()
         raise DataError(f"response {name!r} has non-integer values ({bad}); the {family} family needs counts")
+    if (values > LARGEST_COUNT).any():
+        raise DataError(
+            f"response {name!r} has counts above {LARGEST_COUNT} (Stan's largest integer), e.g. "
+            f"{values[values > LARGEST_COUNT][0]:.0f}; model a rescaled or gaussian response instead"
+        )
     return values.astype(np.int64)

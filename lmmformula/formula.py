@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from .errors import FormulaError
 
-_NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
+_NAME = re.compile(r"^(?:[^\W\d]|[.])[\w.]*$")  # a column name as R writes it unquoted
+_QUOTED = re.compile(r"^`([^`]+)`$")  # any column name, in backticks
 _ALL_COLUMNS = re.compile(r"(^|[\s+*:(-])\.($|[\s+*:)-])")
 _CBIND = re.compile(r"^cbind\s*\((.*)\)$", re.DOTALL)
 
@@ -60,6 +61,11 @@ def parse_formula(formula: str) -> FormulaSpec:
     lhs, rhs = text[: tilde[0]].strip(), text[tilde[0] + 1 :].strip()
     if not lhs:
         raise FormulaError(f"formula {text!r} has no response on the left of '~'")
+    if _top_level_positions(lhs, "|"):
+        raise FormulaError(
+            f"response {lhs!r}: brms's addition terms ('y | weights(w)', 'y | trials(n)', ...) are not "
+            "supported yet; for binomial trials write 'cbind(successes, failures) ~ ...'"
+        )
     if not rhs:
         raise FormulaError(f"formula {text!r} has nothing on the right of '~'; use '~ 1'")
     fixed, bars = _split_bars(rhs)
@@ -120,8 +126,14 @@ def _split_bars(rhs: str) -> tuple[str, list[str]]:
             end = _closing_paren(rhs, pos)
             before = rhs[:pos].rstrip()
             is_call = bool(before) and (before[-1].isalnum() or before[-1] in "_.)")
-            inner = rhs[pos + 1 : end]
+            inner = _unwrap(rhs[pos + 1 : end])
             if not is_call and _top_level_positions(inner, "|"):
+                after = rhs[end + 1 :].lstrip()[:1]
+                if after and after not in "+-)":
+                    raise FormulaError(
+                        f"group-level term '({inner.strip()})' must be added with '+', "
+                        f"not combined with {after!r}"
+                    )
                 operator = before[-1:] if before else ""
                 if operator == "-":
                     raise FormulaError(
@@ -149,6 +161,14 @@ def _split_bars(rhs: str) -> tuple[str, list[str]]:
     return (fixed or "1"), bars
 
 
+def _unwrap(text: str) -> str:
+    """``(1 | g)`` from ``((1 | g))``: redundant parentheses around a whole bar term go."""
+    inner = text.strip()
+    while inner.startswith("(") and _closing_paren(inner, 0) == len(inner) - 1:
+        inner = inner[1:-1].strip()
+    return inner
+
+
 def _expand_bar(bar: str) -> list[GroupTerm]:
     bar_positions = _top_level_positions(bar, "|")
     double = len(bar_positions) == 2 and bar_positions[1] == bar_positions[0] + 1
@@ -174,20 +194,40 @@ def _expand_bar(bar: str) -> list[GroupTerm]:
 
 def _expand_nesting(group_spec: str, bar: str) -> list[tuple[str, ...]]:
     """``a/b/c`` -> [(a,), (a, b), (a, b, c)]; ``a:b`` -> [(a, b)]."""
-    levels = [part.strip() for part in group_spec.split("/")]
     expanded: list[tuple[str, ...]] = []
     prefix: tuple[str, ...] = ()
-    for level in levels:
-        names = tuple(name.strip() for name in level.split(":"))
-        for name in names:
-            if not _NAME.match(name):
-                raise FormulaError(
-                    f"grouping factor {name!r} in '({bar})' is not a column name; the right of a "
-                    "bar takes column names joined by ':' (interaction) or '/' (nesting)"
-                )
+    for level in _split_outside_backticks(group_spec, "/"):
+        names = tuple(_column_name(name, bar) for name in _split_outside_backticks(level, ":"))
         prefix = prefix + names
         expanded.append(prefix)
     return expanded
+
+
+def _split_outside_backticks(text: str, separator: str) -> list[str]:
+    parts, current, quoted = [], "", False
+    for char in text:
+        if char == "`":
+            quoted = not quoted
+        if char == separator and not quoted:
+            parts.append(current.strip())
+            current = ""
+        else:
+            current += char
+    return [*parts, current.strip()]
+
+
+def _column_name(name: str, bar: str) -> str:
+    """A grouping column's name: unquoted as R allows it, or any name in backticks."""
+    quoted = _QUOTED.match(name)
+    if quoted:
+        return quoted.group(1)
+    if _NAME.match(name):
+        return name
+    raise FormulaError(
+        f"grouping factor {name!r} in '({bar})' is not a column name; the right of a bar takes column "
+        "names joined by ':' (interaction) or '/' (nesting); put a name with spaces or symbols in "
+        "backticks, e.g. '(1 | `my group`)'"
+    )
 
 
 def _parse_response(lhs: str) -> tuple[str, ...]:

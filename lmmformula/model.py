@@ -11,7 +11,7 @@ import pandas as pd
 
 from . import diagnostics
 from .codegen import build_data, render_code
-from .design import Design, DesignSpec, build_design
+from .design import Design, DesignSpec, build_design, check_identifiable
 from .draws import assemble
 from .engines import SamplerSettings, default_cores, get_engine
 from .families import Family, get_family
@@ -50,6 +50,7 @@ class Model:
         self.priors = resolve_priors(
             self.family, self._design.response.y, priors, self._design.spec.parameter_classes
         )
+        check_identifiable(self._design, flat_slopes=self.priors["b"].is_flat)
         self.stan_code: str = render_code(self._design, self.parameterizations, self.priors)
         self.stan_data: dict = build_data(self._design, self.parameterizations, self.priors)
 

@@ -21,7 +21,7 @@ class GroupDraws:
     """Group-level effects of one grouping factor, all its blocks side by side."""
 
     factor: str
-    levels: tuple[str, ...]
+    levels: tuple  # the grouping column's own values (labels for interactions)
     terms: tuple[str, ...]
     draws: np.ndarray  # (chain, draw, level, term)
 
@@ -47,7 +47,7 @@ def ranef_draws(spec: DesignSpec, posterior: dict) -> dict[str, GroupDraws]:
             draws = np.concatenate([old.draws, draws], axis=3)
             joined[name] = GroupDraws(name, old.levels, old.terms + block.columns, draws)
         else:
-            joined[name] = GroupDraws(name, block.factor.levels, block.columns, draws)
+            joined[name] = GroupDraws(name, tuple(block.factor.index()), block.columns, draws)
     return joined
 
 
