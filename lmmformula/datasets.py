@@ -6,6 +6,8 @@ from importlib import resources
 
 import pandas as pd
 
+from .errors import ArgumentError
+
 # Grouping columns that look numeric are categorical: read them as strings.
 _STRING_COLUMNS = {
     "coffee": {"group": str},
@@ -17,13 +19,22 @@ _STRING_COLUMNS = {
 
 
 def load_dataset(name: str) -> pd.DataFrame:
-    """Load a shipped data set: ``coffee``, ``sleepstudy``, ``Orthodont``, ``cbpp`` or ``InstEval``.
+    """Load a data set shipped with lmmformula.
 
-    ``coffee`` is the simulated coffee-roasting competition (100 groups, with the true
-    group effects ``b0_ran`` and ``b1_ran``); the others are the classic lme4/nlme data.
+    Parameters
+    ----------
+    name : str
+        ``"coffee"`` (the simulated coffee-roasting competition: 100 groups, with the true
+        group effects ``b0_ran`` and ``b1_ran``), or one of the classic lme4/nlme data sets
+        ``"sleepstudy"``, ``"Orthodont"``, ``"cbpp"``, ``"InstEval"``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A new frame; grouping columns that look numeric are read as strings.
     """
     if name not in _STRING_COLUMNS:
-        raise ValueError(f"no data set {name!r}; choose one of {', '.join(_STRING_COLUMNS)}")
+        raise ArgumentError(f"no data set {name!r}; choose one of {', '.join(_STRING_COLUMNS)}")
     folder = resources.files("lmmformula").joinpath("data")
     packed = folder.joinpath(f"{name}.csv.gz")
     if packed.is_file():

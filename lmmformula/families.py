@@ -12,8 +12,19 @@ from .errors import ArgumentError, DataError
 
 @dataclass(frozen=True)
 class Family:
-    """A response distribution with its (canonical) link.
+    """A response distribution with its (canonical) link; get one with :func:`get_family`.
 
+    Attributes
+    ----------
+    name : str
+        ``"gaussian"``, ``"bernoulli"``, ``"poisson"`` or ``"binomial"``.
+    link : str
+        The link function (``"identity"``, ``"logit"``, ``"log"``).
+    has_sigma : bool
+        Whether the family has a residual sd (``sigma``).
+
+    Notes
+    -----
     ``template`` names the Jinja template under ``templates/families/`` that declares the
     response, the family's own parameters and the likelihood. ``prior_location`` and
     ``prior_scale`` give brms's default intercept location and scale (link scale) for a
@@ -28,6 +39,7 @@ class Family:
 
     @property
     def template(self) -> str:
+        """The family's Jinja template, under ``templates/``."""
         return f"families/{self.name}.stan.j2"
 
     def __str__(self) -> str:
@@ -70,7 +82,18 @@ FAMILIES = {family.name: family for family in (GAUSSIAN, BERNOULLI, POISSON, BIN
 
 
 def get_family(family: str | Family) -> Family:
-    """Look a family up by name (case-insensitive) or pass a Family through."""
+    """The :class:`Family` called ``family`` (case-insensitive), or a Family passed through.
+
+    Parameters
+    ----------
+    family : str or Family
+        ``"gaussian"``, ``"bernoulli"``, ``"poisson"`` or ``"binomial"``.
+
+    Raises
+    ------
+    ArgumentError
+        For any other name, or a Family lmmformula does not know.
+    """
     if isinstance(family, Family):
         if FAMILIES.get(family.name) != family:
             raise ArgumentError(

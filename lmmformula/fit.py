@@ -13,6 +13,7 @@ import pandas as pd
 from . import __version__, results
 from .draws import Draws
 from .engines.base import SamplerSettings
+from .errors import ArgumentError
 from .summary import Summary
 
 if TYPE_CHECKING:
@@ -25,12 +26,30 @@ _FORMAT = "lmmformula-fit"
 
 @dataclass(eq=False)
 class Fit:
-    """Posterior draws of a fitted Model.
+    """Posterior draws of a fitted :class:`Model`, read in the model's terms and levels.
 
-    ``posterior`` maps every Stan parameter (Stan's names) to an array of shape
-    (chain, draw, ...); ``sampler`` holds the sampler's diagnostics per draw
-    (``lp__``, ``divergent__``, ``treedepth__``, ``energy__``, ...). The methods speak
-    the user's names: terms and group levels.
+    Made by :meth:`Model.fit`; not built by hand.
+
+    Attributes
+    ----------
+    model : Model
+        The model that was sampled.
+    posterior : dict of numpy.ndarray
+        Every Stan parameter under its Stan name (``b``, ``sd_1``, ``r_1``, ...), each of
+        shape (chain, draw, ...).
+    sampler : dict of numpy.ndarray
+        The sampler's diagnostics per draw (``lp__``, ``divergent__``, ``treedepth__``,
+        ``energy__``, ...), each (chain, draw).
+    settings : SamplerSettings
+        The sampler settings used.
+    backend : str
+        ``"embedded"`` or ``"cmdstanpy"``.
+    timings : dict
+        Seconds spent compiling and sampling.
+    problems : tuple of str
+        The sampling problems found (also warned about as a :class:`SamplingWarning`).
+    num_chains, num_draws : int
+        Chains, and kept draws per chain.
     """
 
     model: Model
@@ -42,46 +61,97 @@ class Fit:
 
     @property
     def posterior(self) -> dict[str, np.ndarray]:
+        """Every Stan parameter, (chain, draw, ...) arrays under Stan's names."""
         return self.draws_.parameters
 
     @property
     def sampler(self) -> dict[str, np.ndarray]:
+        """The sampler's diagnostics, (chain, draw) arrays."""
         return self.draws_.sampler
 
     @property
     def num_chains(self) -> int:
+        """Number of chains."""
         return self.settings.chains
 
     @property
     def num_draws(self) -> int:
+        """Kept draws per chain."""
         return self.settings.iter_sampling
 
     # ------------------------------------------------------------------ estimates
 
     def fixef(self, probs: tuple[float, ...] = (0.025, 0.975)) -> pd.DataFrame:
-        """Population-level effects: Estimate, Est.Error and quantiles, one row per term."""
+        """Population-level effects, like brms's ``fixef``.
+
+        Parameters
+        ----------
+        probs : tuple of float, default (0.025, 0.975)
+            Quantiles to report.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per term (``Intercept`` at zero predictors); columns Estimate (posterior
+            mean), Est.Error (posterior sd) and one per quantile (``Q2.5``, ``Q97.5``).
+        """
         return results.summarize(results.fixef_draws(self.model.design, self.posterior), probs)
 
     def ranef(self, summary: bool = False, probs: tuple[float, ...] = (0.025, 0.975)) -> dict:
         """Group-level effects per grouping factor, like lme4's ``ranef(m)$group``.
 
-        Default: a levels x terms DataFrame of posterior means. ``summary=True``: long form,
-        indexed by (level, term), with Estimate, Est.Error and quantiles.
+        Parameters
+        ----------
+        summary : bool, default False
+            False: a levels x terms DataFrame of posterior means. True: long form, indexed
+            by (level, term), with Estimate, Est.Error and quantiles.
+        probs : tuple of float, default (0.025, 0.975)
+            Quantiles to report when ``summary`` is True.
+
+        Returns
+        -------
+        dict of str to pandas.DataFrame
+            Keyed by grouping factor (``"g"``, ``"a:b"``); the index holds the grouping
+            column's own values (strings for interactions), so ``ranef["Subject"].loc[308]``
+            works for an integer column.
         """
         return _per_group(results.ranef_draws(self.model.design, self.posterior), summary, probs)
 
     def coef(self, summary: bool = False, probs: tuple[float, ...] = (0.025, 0.975)) -> dict:
-        """fixef + ranef per grouping factor, computed draw by draw (shapes as ``ranef``)."""
+        """Group-level coefficients (fixef + ranef), like lme4's ``coef(m)$group``.
+
+        Summed draw by draw, so the uncertainty is right. Parameters and return value as
+        :meth:`ranef`; columns are every population-level term, then terms that vary only
+        by the factor.
+        """
         return _per_group(results.coef_draws(self.model.design, self.posterior), summary, probs)
 
     def varcorr(self, probs: tuple[float, ...] = (0.025, 0.975)) -> pd.DataFrame:
-        """Group-level sds and correlations, and the residual sigma, indexed (group, parameter)."""
+        """Group-level sds and correlations, and the residual sigma, like lme4's ``VarCorr``.
+
+        Parameters
+        ----------
+        probs : tuple of float, default (0.025, 0.975)
+            Quantiles to report.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by (group, parameter), e.g. ``("group", "sd(Intercept)")``,
+            ``("group", "cor(Intercept,x)")``, ``("Residual", "sigma")``.
+        """
         table = results.summarize(results.varcorr_draws(self.model.design, self.posterior), probs)
         table.index.names = ["group", "parameter"]
         return table
 
     def draws(self) -> pd.DataFrame:
-        """Every draw under brms's names, with ``.chain`` and ``.draw`` columns."""
+        """Every draw under brms's names (``b_x``, ``sd_g__Intercept``, ``r_g[level,term]``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per draw, with ``.chain`` and ``.draw`` columns.
+        """
         named = results.readable_draws(self.model.design, self.posterior)
         chains, draws = self.num_chains, self.num_draws
         frame = pd.DataFrame({name: np.asarray(v).reshape(-1) for name, v in named.items()})
@@ -90,7 +160,19 @@ class Fit:
         return frame
 
     def summary(self, prob: float = 0.95) -> Summary:
-        """brms-style report: print it, or let Jupyter show it as HTML."""
+        """brms-style report: print it, or let Jupyter show it as HTML.
+
+        Parameters
+        ----------
+        prob : float, default 0.95
+            Width of the credible intervals.
+
+        Returns
+        -------
+        Summary
+            Population-level, group-level and family rows with Estimate, Est.Error, the
+            interval, Rhat, Bulk_ESS and Tail_ESS, and any sampling problems.
+        """
         spec = self.model.design
         probs = ((1 - prob) / 2, (1 + prob) / 2)
         scales = results.scale_draws(spec, self.posterior)
@@ -133,7 +215,13 @@ class Fit:
         )
 
     def to_arviz(self) -> az.InferenceData:
-        """ArviZ InferenceData: posterior in the user's names, sample_stats, observed_data."""
+        """The draws as ArviZ data: posterior in the model's names, sample_stats, observed_data.
+
+        Returns
+        -------
+        arviz InferenceData
+            For ArviZ's plots and statistics.
+        """
         from .inference_data import to_inference_data
 
         return to_inference_data(self)
@@ -141,7 +229,13 @@ class Fit:
     # ------------------------------------------------------------------ persistence
 
     def save(self, path: str | Path) -> None:
-        """Write the fit (draws, model, design) to ``path``; read it back with ``lmmformula.load``."""
+        """Write the fit (draws, model, design) to ``path``; read it back with :func:`load`.
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            File to write (a pickle: load only files you trust).
+        """
         with open(path, "wb") as handle:
             pickle.dump({"format": _FORMAT, "version": __version__, "fit": self}, handle)
 
@@ -160,11 +254,21 @@ class Fit:
 
 
 def load(path: str | Path) -> Fit:
-    """Read a fit written by ``Fit.save`` (no Stan, no compiling)."""
+    """Read a fit written by :meth:`Fit.save` (no Stan, no compiling).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A file written by ``Fit.save`` (a pickle: load only files you trust).
+
+    Returns
+    -------
+    Fit
+    """
     with open(path, "rb") as handle:
         content = pickle.load(handle)
     if not isinstance(content, dict) or content.get("format") != _FORMAT:
-        raise ValueError(f"{path} is not a file written by lmmformula's Fit.save")
+        raise ArgumentError(f"{path} is not a file written by lmmformula's Fit.save")
     return content["fit"]
 
 

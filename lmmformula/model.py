@@ -23,16 +23,66 @@ from .progress import ChainProgress
 
 
 class Model:
-    """A Bayesian mixed model from an lme4-style formula.
+    """A Bayesian mixed model from an lme4-style formula, ready to sample with Stan.
 
+    Building a Model checks the formula and the data, builds the design, chooses the
+    parameterization, sets the priors and renders the Stan program; nothing is compiled
+    until :meth:`fit`.
+
+    Parameters
+    ----------
+    formula : str
+        lme4-style formula, e.g. ``"y ~ x + (x | group)"``. The fixed part is formulaic
+        syntax (``C(f)``, ``scale(x)``, ``poly(x, 2)``, ``log(x)``, ``a:b``, ``a * b``);
+        group-level terms are ``(expr | g)`` (correlated), ``(expr || g)`` (uncorrelated),
+        ``(1 | a/b)`` (nested: ``a`` and ``a:b``) and ``(1 | a:b)`` (interaction). Column
+        names with spaces or symbols go in backticks. Binomial: ``cbind(successes, failures) ~ ...``.
+    data : pandas.DataFrame
+        One row per observation. Never modified. Rows with a missing value in a column
+        the formula uses are dropped, with a :class:`DesignWarning` counting them.
+    family : str or Family, default "gaussian"
+        ``"gaussian"``, ``"bernoulli"``, ``"poisson"`` or ``"binomial"`` (canonical links).
+    priors : dict, optional
+        ``{class: "distribution(numbers)"}`` for the classes ``"Intercept"``, ``"b"``,
+        ``"sd"``, ``"sigma"``, ``"cor"``, e.g. ``{"b": "normal(0, 5)", "cor": "lkj(2)"}``.
+        Defaults follow brms: Student-t priors scaled to the response, flat on ``b``.
+    parameterization : str or sequence, default "auto"
+        ``"auto"`` (chosen per group-level block from the data), ``"centered"``,
+        ``"noncentered"``, or one entry per block (in the order of ``model.design.blocks``),
+        each one of those words or a :class:`BlockParameterization`. The choice is Stan data,
+        so it never changes the program (docs/parameterization.md).
+
+    Attributes
+    ----------
+    formula : str
+        The formula as given.
+    family : Family
+        The response family.
+    parameterizations : tuple of BlockParameterization
+        What was chosen for each group-level block.
+    priors : dict
+        Every prior class of the family, as used (defaults where not given).
+    stan_code : str
+        The Stan program.
+    stan_data : dict
+        The data for the program.
+    design : DesignSpec
+        The design, re-applicable to new data.
+    nobs : int
+        Observations used (after dropping incomplete rows).
+
+    Raises
+    ------
+    FormulaError, PriorError, DataError, ArgumentError
+        For a formula, prior, data set or argument that cannot make a model; the message
+        names the term, column or argument and says what to do.
+
+    Examples
+    --------
     >>> model = Model("y ~ x + (x | group)", data)
     >>> print(model.stan_code)
-
-    ``parameterization``: ``"auto"`` (default: chosen per group-level block from the data),
-    ``"centered"``, ``"noncentered"``, or one entry per block (in the order of
-    ``model.design.blocks``), each one of those words or an :class:`BlockParameterization`.
-    ``model.parameterizations`` says what was chosen; the choice is Stan data, so it never
-    changes the program (see docs/parameterization.md).
+    >>> fit = model.fit(seed=1)
+    >>> fit.fixef()
     """
 
     def __init__(
@@ -67,12 +117,46 @@ class Model:
         backend: str = "auto",
         progress: bool = True,
     ) -> Fit:
-        """Sample the posterior with Stan's NUTS.
+        """Sample the posterior with Stan's NUTS (adaptive, diagonal metric).
 
-        ``backend="auto"`` uses cmdstanpy when CmdStan is installed, else the embedded
-        engine. ``init`` is an init radius, a dict of initial values, or one dict per
-        chain. ``cores`` (default: all) caps the chains run at once. The same ``seed``
-        on the same data gives the same draws.
+        The program is compiled on the first fit of its structure (then cached, see
+        docs/engine.md); the same ``seed`` on the same data gives the same draws.
+
+        Parameters
+        ----------
+        chains : int, default 4
+            Number of Markov chains.
+        iter_warmup, iter_sampling : int, default 1000
+            Warm-up (adaptation) and kept iterations per chain.
+        seed : int, optional
+            Random seed in [0, 2**31); random when not given.
+        adapt_delta : float, default 0.8
+            Target acceptance rate; raise it (e.g. 0.95) when there are divergences.
+        max_treedepth : int, default 10
+            Largest tree depth of NUTS.
+        init : float, dict or list of dict, optional
+            An init radius (uniform on (-radius, radius) unconstrained; default 2), a dict of
+            initial values by Stan name, or one dict per chain.
+        cores : int, optional
+            How many chains run at once (default: all cores, at most ``chains``).
+        backend : {"auto", "embedded", "cmdstanpy"}, default "auto"
+            ``"auto"`` uses cmdstanpy when CmdStan is installed, else the embedded engine.
+        progress : bool, default True
+            Show progress (bars on a terminal or in Jupyter, plain lines otherwise).
+
+        Returns
+        -------
+        Fit
+            The draws, read in the model's terms (:meth:`Fit.fixef`, :meth:`Fit.ranef`, ...).
+            Sampling problems (divergences, R-hat, ESS) are warned about as a
+            :class:`SamplingWarning` and kept in ``fit.problems``.
+
+        Raises
+        ------
+        ArgumentError
+            For an invalid setting.
+        EngineError
+            When compiling or a chain fails.
         """
         settings = SamplerSettings(
             chains=chains,
@@ -114,11 +198,12 @@ class Model:
 
     @property
     def design(self) -> DesignSpec:
-        """The design spec: rebuilds X and Z for new data."""
+        """The design spec: its terms, blocks and levels; rebuilds X and Z for new data."""
         return self._design.spec
 
     @property
     def nobs(self) -> int:
+        """Observations used by the model (after dropping incomplete rows)."""
         return self._design.n
 
     def __repr__(self) -> str:
@@ -147,7 +232,10 @@ def make_stancode(
     priors: Mapping[str, str] | None = None,
     parameterization: str | Sequence[str | BlockParameterization] = "auto",
 ) -> str:
-    """The Stan program for ``formula`` on ``data`` (see :class:`Model`)."""
+    """The Stan program for ``formula`` on ``data``, as brms's ``make_stancode``.
+
+    Parameters are those of :class:`Model`; returns ``Model(...).stan_code``.
+    """
     return Model(formula, data, family, priors, parameterization).stan_code
 
 
@@ -158,5 +246,8 @@ def make_standata(
     priors: Mapping[str, str] | None = None,
     parameterization: str | Sequence[str | BlockParameterization] = "auto",
 ) -> dict:
-    """The Stan data for ``formula`` on ``data`` (see :class:`Model`)."""
+    """The Stan data for ``formula`` on ``data``, as brms's ``make_standata``.
+
+    Parameters are those of :class:`Model`; returns ``Model(...).stan_data``.
+    """
     return Model(formula, data, family, priors, parameterization).stan_data

@@ -54,11 +54,22 @@ def center_threshold(groups: int) -> float:
 
 @dataclass(frozen=True)
 class BlockParameterization:
-    """How one group-level block is sampled.
+    """How one group-level block is sampled; an entry of ``Model(parameterization=[...])``.
 
-    ``centered``: the group coefficients themselves are parameters (else standardized
-    effects). ``centers``: the block's columns whose population-level coefficient is what
-    they vary around; the other columns of a centered block vary around zero.
+    Parameters
+    ----------
+    centered : bool
+        True: the group coefficients themselves are the parameters; False: standardized
+        effects ``z`` are, and the coefficients are ``sd * z`` (non-centered).
+    centers : tuple of str, default ()
+        For a centered block, its columns that vary around their population-level
+        coefficient (e.g. ``("Intercept",)``); its other columns vary around zero. A
+        population-level coefficient may center at most one block.
+
+    Examples
+    --------
+    >>> Model("y ~ x + (1 | a) + (1 | b)", data,
+    ...       parameterization=[BlockParameterization(True, ("Intercept",)), "noncentered"])
     """
 
     centered: bool
