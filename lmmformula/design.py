@@ -312,13 +312,19 @@ def _clean_columns(frame: pd.DataFrame, formula: FormulaSpec, grouping: set[str]
         if pd.api.types.is_complex_dtype(values) or _holds(values, complex):
             raise DataError(f"column {column!r} holds complex numbers; use real numbers (e.g. the real part)")
         if column in grouping:
+            if pd.api.types.is_float_dtype(values) and np.isinf(values.to_numpy(dtype=float)).any():
+                raise DataError(
+                    f"grouping column {column!r} has infinite values; use labels (e.g. strings) for groups"
+                )
             continue
         if pd.api.types.is_datetime64_any_dtype(values) or pd.api.types.is_timedelta64_dtype(values):
             raise DataError(
                 f"column {column!r} is a datetime; use a number (e.g. days since the first date: "
                 f"(data[{column!r}] - data[{column!r}].min()).dt.days) or a category (its string)"
             )
-        if values.dtype == object:
+        if values.dtype == object or (
+            pd.api.types.is_string_dtype(values.dtype) and not isinstance(values.dtype, pd.CategoricalDtype)
+        ):
             frame[column] = _numbers_or_labels(column, values)
     return frame
 

@@ -97,7 +97,7 @@ def get_family(family: str | Family) -> Family:
     if isinstance(family, Family):
         if FAMILIES.get(family.name) != family:
             raise ArgumentError(
-                f"family={family!r}: custom families are not supported yet; choose one of "
+                f"family={family.name!r}: custom families are not supported yet; choose one of "
                 f"{', '.join(sorted(FAMILIES))} (by name or as lf.get_family(name))"
             )
         return family

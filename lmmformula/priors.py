@@ -153,9 +153,9 @@ def parse_prior(text: str, parameter_class: str) -> Prior:
     if distribution is None:
         known = [d.name for d in DISTRIBUTIONS.values() if d.support in suits]
         close = difflib.get_close_matches(name.lower(), [*DISTRIBUTIONS, *_ALIASES], n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise PriorError(
-            f"{where}: unknown distribution {name!r} in {text!r}{hint} Use one of {', '.join(known)}"
+            f"{where}: unknown distribution {name!r} in {text!r}{hint}; use one of {', '.join(known)}"
         )
     if distribution.support not in suits:
         raise PriorError(
