@@ -147,6 +147,7 @@ def build_design(formula: FormulaSpec, family: Family, data: pd.DataFrame) -> De
     for column in frame.columns:
         if isinstance(frame[column].dtype, pd.CategoricalDtype):
             frame[column] = frame[column].cat.remove_unused_categories()  # as R's model.frame
+    _check_factor_levels(frame, formula, grouping)
 
     fixed_spec, fixed = _materialize(formula.fixed, frame, f"fixed part {formula.fixed!r}")
     fixed_names = tuple(fixed_spec.column_names)
@@ -294,7 +295,8 @@ def _python_names(expression: str) -> tuple[list[str], set[str]]:
 def _check_column(name: str, data: pd.DataFrame, formula: str) -> None:
     if name in data.columns:
         return
-    close = difflib.get_close_matches(name, list(data.columns), n=3)
+    same_letters = [column for column in data.columns if column.lower() == name.lower()]
+    close = list(dict.fromkeys(same_letters + difflib.get_close_matches(name, list(data.columns), n=3)))[:3]
     hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
     raise FormulaError(f"{name!r} in formula {formula!r} is not a column of data{hint}")
 
@@ -326,7 +328,25 @@ def _clean_columns(frame: pd.DataFrame, formula: FormulaSpec, grouping: set[str]
             pd.api.types.is_string_dtype(values.dtype) and not isinstance(values.dtype, pd.CategoricalDtype)
         ):
             frame[column] = _numbers_or_labels(column, values)
+            if isinstance(frame[column].dtype, pd.StringDtype):  # pd.NA-backed strings: plain objects
+                frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
     return frame
+
+
+def _check_factor_levels(frame: pd.DataFrame, formula: FormulaSpec, grouping: set[str]) -> None:
+    """A categorical predictor needs two levels (lme4: contrasts need 2 or more levels)."""
+    for column in frame.columns:
+        if column in grouping or column in formula.response:
+            continue
+        values = frame[column]
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            continue
+        levels = pd.unique(values.dropna().astype(str))
+        if len(levels) == 1:
+            raise DataError(
+                f"predictor {column!r} is categorical with a single level ({levels[0]!r}) in the rows used; "
+                "it cannot be contrasted: drop it from the formula"
+            )
 
 
 def _holds(values: pd.Series, kind: type) -> bool:
