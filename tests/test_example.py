@@ -31,3 +31,17 @@ def test_coffee_example_runs(tmp_path, coffee_fit):  # coffee_fit: the program i
     assert len(re.findall(r"simulated (10|1) \(inside the 95% interval\)", out)) == 2
     assert figure.stat().st_size > 10_000
     assert sorted(p.name for p in tmp_path.iterdir()) == ["coffee.png"]
+
+
+@pytest.mark.slow
+def test_readme_quickstart_runs(coffee_fit):  # same program structure as coffee: compiled and cached
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Quickstart", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
+    code += (
+        "\nassert abs(fit.fixef().loc['Days', 'Estimate'] - 10.47) < 1.0  # lme4: 10.467\n"
+        "assert fit.ranef()['Subject'].index[0] == '308'\n"
+        "assert {'Intercept', 'Days'} <= set(fit.coef()['Subject'].columns)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
