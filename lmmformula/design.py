@@ -8,14 +8,18 @@ holds the matrices for one data set.
 from __future__ import annotations
 
 import ast
+import builtins
 import difflib
+import keyword
+import numbers
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 from formulaic import Formula, ModelSpec, model_matrix
+from formulaic.transforms import TRANSFORMS
 
 from .errors import DataError, DesignWarning, FormulaError
 from .families import BERNOULLI, BINOMIAL, GAUSSIAN, Family, Response, make_response
@@ -139,6 +143,7 @@ class Design:
 def build_design(formula: FormulaSpec, family: Family, data: pd.DataFrame) -> Design:
     """Check ``data`` against the formula, drop incomplete rows, and build the design."""
     data = _checked_frame(data)
+    formula = _translated(formula, tuple(data.columns))
     used = _used_columns(formula, data)
     grouping = {name for term in formula.group_terms for name in term.factors}
     frame = _clean_columns(data[used], formula, grouping)
@@ -180,7 +185,15 @@ def build_design(formula: FormulaSpec, family: Family, data: pd.DataFrame) -> De
 def _checked_frame(data) -> pd.DataFrame:
     """``data`` as a DataFrame with unique string column names (a new object; never modified)."""
     if not isinstance(data, pd.DataFrame):
-        raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+        kind = f"{type(data).__module__.split('.')[0]}.{type(data).__name__}"
+        hint = ""
+        if hasattr(data, "to_pandas"):
+            hint = "; convert it with data.to_pandas()"
+        elif hasattr(data, "to_native"):
+            hint = "; convert it with data.to_native() (a pandas DataFrame underneath) or to_pandas()"
+        elif isinstance(data, dict):
+            hint = "; wrap it: pd.DataFrame(data)"
+        raise DataError(f"data must be a pandas DataFrame, got {kind}{hint}")
     if isinstance(data.columns, pd.MultiIndex):
         raise DataError(
             "data has MultiIndex (hierarchical) column names; flatten them first, e.g. "
@@ -201,7 +214,7 @@ def _used_columns(formula: FormulaSpec, data: pd.DataFrame) -> list[str]:
     """Every data column the formula reads, in order; unknown names raise FormulaError."""
     response_names: list[str] = []
     predictor_names: list[str] = []
-    responses = [f"I({expression})" for expression in formula.response]
+    responses = [f"`{e}`" if e in data.columns else f"I({e})" for e in formula.response]
     for expression in responses:
         response_names.extend(_expression_columns(expression, data, formula.formula))
     for expression in [formula.fixed, *(t.expr for t in formula.group_terms)]:
@@ -225,6 +238,81 @@ def _used_columns(formula: FormulaSpec, data: pd.DataFrame) -> list[str]:
 
 
 _BACKTICK = re.compile(r"`([^`]*)`")
+_QUOTED_KEY = re.compile(r"_lmmformula_quoted_\d+_")
+_KNOWN_CALLS = set(TRANSFORMS) | set(dir(builtins))
+_R_CALLS = {"as.numeric": "I", "as.double": "I", "as.factor": "C", "factor": "C"}
+
+
+def _translated(formula: FormulaSpec, columns: tuple[str, ...]) -> FormulaSpec:
+    """The formula's expressions in formulaic's Python dialect, R idioms translated."""
+    bare = [response[1:-1] if _BACKTICK.fullmatch(response) else response for response in formula.response]
+    return replace(
+        formula,
+        response=tuple(r if r in columns else _r_to_python(r, columns) for r in bare),
+        fixed=_r_to_python(formula.fixed, columns),
+        group_terms=tuple(replace(t, expr=_r_to_python(t.expr, columns)) for t in formula.group_terms),
+    )
+
+
+def _r_to_python(expression: str, columns: tuple[str, ...]) -> str:
+    """R's spellings as formulaic reads them.
+
+    ``factor(f)`` -> ``C(f)``; ``TRUE``/``FALSE`` -> ``True``/``False``; ``^`` inside a
+    function call (``I(x^2)``) -> ``**``; numpy functions formulaic does not know
+    (``sqrt``, ``log1p``) -> ``np.<name>``; dotted column names (``Sepal.Length``) and
+    backticked names are quoted for formulaic only where they must be.
+    """
+    quoted: dict[str, str] = {}
+
+    def keep(name: str) -> str:
+        key = f"_lmmformula_quoted_{len(quoted)}_"
+        quoted[key] = name
+        return key
+
+    text = _BACKTICK.sub(lambda m: keep(m.group(1)), expression)
+    for r_name, python_name in _R_CALLS.items():
+        text = re.sub(rf"(?<![\w.]){re.escape(r_name)}\s*\(", f"{python_name}(", text)
+    text = re.sub(
+        r"(?<![\w.])[A-Za-z_.][\w.]*",
+        lambda m: keep(m.group(0)) if "." in m.group(0) and m.group(0) in columns else m.group(0),
+        text,
+    )
+
+    def call(match: re.Match) -> str:
+        name = match.group(1)
+        if name in columns or name in _KNOWN_CALLS:
+            return match.group(0)
+        if name == "factor":
+            return "C("
+        if callable(getattr(np, name, None)):
+            return f"np.{name}("
+        return match.group(0)
+
+    text = re.sub(r"(?<![\w.])([A-Za-z_]\w*)\s*\(", call, text)
+    text = re.sub(
+        r"(?<![\w.])(TRUE|FALSE)(?![\w.])",
+        lambda m: m.group(0) if m.group(0) in columns else m.group(0).title(),
+        text,
+    )
+    pieces, inside_call = [], []
+    for pos, char in enumerate(text):
+        if char == "(":
+            inside_call.append(bool(re.search(r"[\w.]\s*$", text[:pos])))
+        elif char == "{":
+            inside_call.append(True)
+        elif char in ")}" and inside_call:
+            inside_call.pop()
+        pieces.append("**" if char == "^" and any(inside_call) else char)
+    text = "".join(pieces)
+
+    def unquote(match: re.Match) -> str:
+        name = quoted[match.group(0)]
+        plain = name.isidentifier() and not keyword.iskeyword(name) and name not in _KNOWN_CALLS
+        return name if plain else f"`{name}`"
+
+    return _QUOTED_KEY.sub(unquote, text)
+
+
 _UNSUPPORTED_CALLS = {
     "offset": "offsets are not supported yet (they come with the families work); "
     "for now add the known log-exposure as a predictor",
@@ -249,8 +337,10 @@ def _expression_columns(expression: str, data: pd.DataFrame, formula: str) -> li
             variables, functions = _python_names(factor.expr)
             names.extend(variables)
             calls |= functions
+    # formulaic reports `a.b` as the variable 'a': keep the whole name
+    required = {r for r in required if not any(str(n).startswith(f"{r}.") for n in names)}
     for name in sorted(required & calls):
-        if name not in data.columns:
+        if name not in data.columns and name not in _KNOWN_CALLS:
             if name in _UNSUPPORTED_CALLS:
                 raise FormulaError(f"{name}() in {formula!r}: {_UNSUPPORTED_CALLS[name]}")
             raise FormulaError(
@@ -313,13 +403,23 @@ def _clean_columns(frame: pd.DataFrame, formula: FormulaSpec, grouping: set[str]
         values = frame[column]
         if pd.api.types.is_complex_dtype(values) or _holds(values, complex):
             raise DataError(f"column {column!r} holds complex numbers; use real numbers (e.g. the real part)")
+        if _holds(values, (list, dict, set, tuple, np.ndarray)):
+            raise DataError(
+                f"column {column!r} holds lists, dicts or arrays; each cell must be one number or label "
+                "(e.g. data.explode(column) for lists)"
+            )
         if column in grouping:
             if pd.api.types.is_float_dtype(values) and np.isinf(values.to_numpy(dtype=float)).any():
                 raise DataError(
                     f"grouping column {column!r} has infinite values; use labels (e.g. strings) for groups"
                 )
             continue
-        if pd.api.types.is_datetime64_any_dtype(values) or pd.api.types.is_timedelta64_dtype(values):
+        if (
+            pd.api.types.is_datetime64_any_dtype(values)
+            or pd.api.types.is_timedelta64_dtype(values)
+            or isinstance(values.dtype, pd.PeriodDtype | pd.IntervalDtype)
+            or _holds(values, (pd.Timestamp, pd.Period, pd.Interval))
+        ):
             raise DataError(
                 f"column {column!r} is a datetime; use a number (e.g. days since the first date: "
                 f"(data[{column!r}] - data[{column!r}].min()).dt.days) or a category (its string)"
@@ -349,21 +449,25 @@ def _check_factor_levels(frame: pd.DataFrame, formula: FormulaSpec, grouping: se
             )
 
 
-def _holds(values: pd.Series, kind: type) -> bool:
+def _holds(values: pd.Series, kind) -> bool:
     return values.dtype == object and any(isinstance(v, kind) for v in values.to_numpy())
 
 
 def _numbers_or_labels(column: str, values: pd.Series) -> pd.Series:
     present = values.dropna()
     is_number = np.array(
-        [isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_)) for v in present]
+        [
+            isinstance(v, numbers.Number | np.number) and not isinstance(v, bool | np.bool_ | complex)
+            for v in present
+        ],
+        dtype=bool,
     )
     if len(present) and is_number.all():
         return pd.to_numeric(values, errors="coerce").astype(float)
     parsed = pd.to_numeric(present.astype(str), errors="coerce")
     strays = present[parsed.isna().to_numpy()]
     mixed = is_number.any() and not is_number.all()
-    looks_numeric = parsed.notna().mean() >= 0.9 and parsed.nunique() > 20 if len(present) else False
+    looks_numeric = parsed.notna().mean() >= 0.8 and parsed.nunique() > 20 if len(present) else False
     if len(strays) and (mixed or looks_numeric):
         shown = ", ".join(repr(v) for v in pd.unique(strays)[:5])
         raise DataError(
@@ -554,7 +658,7 @@ def _group_factor(term: GroupTerm, frame: pd.DataFrame) -> GroupFactor:
             except TypeError:  # mixed types: order by label
                 values = tuple(sorted(unique, key=str))
         levels = tuple(_as_labels(pd.Series(values, dtype=column.dtype)).tolist())
-        if len(set(levels)) != len(levels):  # e.g. 1 and "1": fall back to labels
+        if len(set(levels)) != len(levels) or set(levels) != set(labels):  # e.g. 1 and "1", True and 1
             levels, values = tuple(sorted(labels.unique())), ()
         values = tuple(v.item() if isinstance(v, np.generic) else v for v in values)
     else:
@@ -607,6 +711,8 @@ def dependent_columns(design: Design) -> list[str]:
     kept: list[np.ndarray] = list(columns)
     dependent = []
     for name, column in zip(spec.fixed_columns, design.X.T):
+        largest = np.abs(column).max() if len(column) else 0.0
+        column = column / largest if largest > 0 else column
         scale = np.linalg.norm(column)
         if scale == 0:
             dependent.append(name)

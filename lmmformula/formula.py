@@ -48,9 +48,56 @@ class FormulaSpec:
 
 
 def parse_formula(formula: str) -> FormulaSpec:
-    """Parse ``formula`` into a :class:`FormulaSpec`, raising FormulaError on bad syntax."""
+    """Parse ``formula`` into a :class:`FormulaSpec`, raising FormulaError on bad syntax.
+
+    Names in backticks may hold any character (spaces, '|', '~', parentheses): they are
+    set aside while the structure is parsed and come back verbatim.
+    """
     if not isinstance(formula, str) or not formula.strip():
         raise FormulaError("formula must be a non-empty string such as 'y ~ x + (x | group)'")
+    masked, quoted = _mask_backticks(formula)
+
+    def restore(text: str) -> str:
+        return _PLACEHOLDER.sub(lambda m: f"`{quoted[m.group(0)]}`", text)
+
+    try:
+        spec = _parse(masked)
+    except FormulaError as error:
+        raise FormulaError(restore(str(error))) from None
+    return FormulaSpec(
+        formula=restore(spec.formula),
+        response=tuple(restore(part) for part in spec.response),
+        fixed=restore(spec.fixed),
+        group_terms=tuple(
+            GroupTerm(
+                expr=restore(term.expr),
+                factors=tuple(quoted.get(name, name) for name in term.factors),
+                correlated=term.correlated,
+                source=restore(term.source),
+            )
+            for term in spec.group_terms
+        ),
+    )
+
+
+_PLACEHOLDER = re.compile(r"_lmmformula_quoted_\d+_")
+
+
+def _mask_backticks(formula: str) -> tuple[str, dict[str, str]]:
+    """``formula`` with every backticked name replaced by a placeholder identifier."""
+    if formula.count("`") % 2:
+        raise FormulaError(f"formula {formula!r} has an unmatched backtick '`'")
+    quoted: dict[str, str] = {}
+
+    def placeholder(match: re.Match) -> str:
+        key = f"_lmmformula_quoted_{len(quoted)}_"
+        quoted[key] = match.group(1)
+        return key
+
+    return re.sub(r"`([^`]*)`", placeholder, formula), quoted
+
+
+def _parse(formula: str) -> FormulaSpec:
     text = " ".join(formula.split())
     _check_balanced(text)
     tilde = _top_level_positions(text, "~")
@@ -218,6 +265,9 @@ def _split_outside_backticks(text: str, separator: str) -> list[str]:
 
 def _column_name(name: str, bar: str) -> str:
     """A grouping column's name: unquoted as R allows it, or any name in backticks."""
+    wrapped = re.match(r"^(?:as\.)?factor\s*\((.*)\)$", name)  # R's (1 | factor(g)): g is a factor anyway
+    if wrapped:
+        name = wrapped.group(1).strip()
     quoted = _QUOTED.match(name)
     if quoted:
         return quoted.group(1)

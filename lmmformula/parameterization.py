@@ -75,6 +75,15 @@ class BlockParameterization:
     centered: bool
     centers: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        # lenient here (checked where used, see _check_explicit): one name or None for centers
+        if isinstance(self.centers, str):
+            object.__setattr__(self, "centers", (self.centers,))
+        elif self.centers is None:
+            object.__setattr__(self, "centers", ())
+        elif isinstance(self.centers, Sequence | np.ndarray):
+            object.__setattr__(self, "centers", tuple(dict.fromkeys(self.centers)))
+
     def __str__(self) -> str:
         if not self.centered:
             return "noncentered"
@@ -129,20 +138,24 @@ def choose_parameterizations(
 
 def _per_block(requested, n_blocks: int) -> list:
     words = ", ".join(map(repr, PARAMETERIZATIONS))
-    if isinstance(requested, str):
+    if isinstance(requested, str | np.str_):
         if requested not in PARAMETERIZATIONS:
             raise ArgumentError(
                 f"parameterization={requested!r} is not one of {words}; "
                 "'auto' chooses per group-level block from the data"
             )
-        return [requested] * n_blocks
-    if isinstance(requested, Sequence | np.ndarray) and len(requested) == n_blocks:
+        return [str(requested)] * n_blocks
+    flat = not isinstance(requested, np.ndarray) or requested.ndim == 1  # a table is not one entry per block
+    if flat and isinstance(requested, Sequence | np.ndarray) and len(requested) == n_blocks:
         for entry in requested:
-            if not (isinstance(entry, BlockParameterization) or entry in PARAMETERIZATIONS):
+            if not (
+                isinstance(entry, BlockParameterization)
+                or (isinstance(entry, str | np.str_) and entry in PARAMETERIZATIONS)
+            ):
                 raise ArgumentError(
                     f"parameterization: {entry!r} is not one of {words} or an lf.BlockParameterization"
                 )
-        return list(requested)
+        return [str(e) if isinstance(e, np.str_) else e for e in requested]
     raise ArgumentError(
         f"parameterization={requested!r}: give one of {words}, or a list with one entry per "
         f"group-level block ({n_blocks} here)"
@@ -150,6 +163,16 @@ def _per_block(requested, n_blocks: int) -> list:
 
 
 def _check_explicit(entry: BlockParameterization, columns, coefficients, factor: str) -> None:
+    if not isinstance(entry.centered, bool | np.bool_):
+        raise ArgumentError(
+            f"parameterization for the block of {factor!r}: BlockParameterization(centered="
+            f"{entry.centered!r}) must be True or False"
+        )
+    if not isinstance(entry.centers, tuple) or not all(isinstance(c, str) for c in entry.centers):
+        raise ArgumentError(
+            f"parameterization for the block of {factor!r}: centers={entry.centers!r} must be a tuple "
+            "of population-level coefficient names, e.g. ('Intercept',)"
+        )
     wrong = [name for name in entry.centers if name not in columns or name not in coefficients]
     if wrong:
         raise ArgumentError(
