@@ -1,5 +1,6 @@
 """Faults of the embedded engine, with real processes and real signals: a broken compile
-cache, a worker killed from outside and Ctrl-C and SIGTERM while compiling or sampling.
+cache, a worker killed from outside, Ctrl-C and SIGTERM while compiling or sampling, and
+progress output that is not a terminal.
 
 Every process check looks only at this test's own descendants (read from /proc), so
 another fit running on the machine does not disturb it.
@@ -7,12 +8,16 @@ another fit running on the machine does not disturb it.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pty
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import textwrap
 from pathlib import Path
 
@@ -284,3 +289,63 @@ def test_ctrl_c_while_compiling_leaves_no_cache_entry_and_no_compiler(coffee_fit
     assert wait_for(lambda: not [pid for pid in seen if alive(pid)], 5), "a compiler outlived the fit"
     assert [p.name for p in (root / "embedded").iterdir() if not p.name.endswith(".lock")] == []
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+# ---------------------------------------------------------------- progress output
+
+_SHORT_FIT = """
+import warnings
+import lmmformula as lf
+warnings.simplefilter("ignore", lf.SamplingWarning)
+model = lf.Model("y ~ x + (x | group)", lf.load_dataset("coffee"))
+model.fit(chains=2, iter_warmup=100, iter_sampling=50, seed=1)
+"""
+
+
+@pytest.mark.slow
+def test_progress_to_a_file_is_one_plain_line_per_chain(coffee_fit, tmp_path):
+    log = tmp_path / "stderr.txt"
+    with open(log, "w") as stderr:
+        subprocess.run(
+            [sys.executable, "-c", _SHORT_FIT], stdin=subprocess.DEVNULL, stderr=stderr, check=True
+        )
+    text = log.read_text()
+    assert "\r" not in text and "\x1b" not in text
+    finished = re.findall(
+        r"^chain (\d) finished: 100 warm-up \+ 50 sampling iterations in \d+\.\d s$", text, re.MULTILINE
+    )
+    assert sorted(finished) == ["1", "2"]
+    assert len(text.splitlines()) == 2, text
+
+
+@pytest.mark.slow
+def test_progress_on_a_terminal_draws_bars(coffee_fit):
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 0 columns: no bars
+    process = subprocess.Popen(
+        [sys.executable, "-c", _SHORT_FIT], stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal
+    )
+    os.close(terminal)
+    output = b""
+    while True:
+        try:
+            block = os.read(controller, 1 << 16)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not block:
+            break
+        output += block
+    os.close(controller)
+    assert process.wait(timeout=60) == 0
+    text = output.decode(errors="replace")
+    assert "chain 1 (sampling): 100%" in text and "chain 2 (sampling): 100%" in text
+    assert "finished:" not in text
+
+
+def test_compile_message_says_what_why_and_how_long(capsys):
+    from lmmformula.model import _announce_compile
+
+    _announce_compile()
+    message = capsys.readouterr().err
+    assert "for this model structure" in message and str(cache.cache_root()) in message
+    assert len(re.findall(r"\d+-\d+ s", message)) == 1 and "45-70 s" in message
