@@ -3,19 +3,28 @@
 Keys hash the program without its comments, so same-structure formulas share a
 compiled model. A lock per key makes a second process wait for the first compile
 instead of compiling twice; the finished folder appears with one atomic rename.
+Each folder ends with a marker listing its files and their sizes; a folder whose
+marker is missing or does not match (a copy cut short, a file deleted or truncated)
+is rebuilt with a ``RuntimeWarning``.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+
+MARKER = "complete.json"
+# Part of every key: folders of an older layout (no marker) are never mistaken for corrupt ones.
+LAYOUT = "layout 2: complete.json"
 
 
 def cache_root() -> Path:
@@ -37,6 +46,7 @@ def program_key(code: str, toolchain: str) -> str:
     digest = hashlib.sha256()
     digest.update(strip_comments(code).encode())
     digest.update(b"\0" + toolchain.encode())
+    digest.update(b"\0" + LAYOUT.encode())
     return digest.hexdigest()[:20]
 
 
@@ -51,22 +61,88 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def cached_build(kind: str, key: str, build: Callable[[Path], None]) -> tuple[Path, bool]:
-    """The folder ``<cache>/<kind>/<key>``, built by ``build(folder)`` if missing.
+def cached_build(
+    kind: str, key: str, build: Callable[[Path], None], required: Sequence[str] = ()
+) -> tuple[Path, bool]:
+    """The folder ``<cache>/<kind>/<key>``, built by ``build(folder)`` if missing or broken.
 
     Returns the folder and whether it was built now. ``build`` writes into a private
-    temporary folder that is renamed into place only when it succeeds.
+    temporary folder that gets its marker and is renamed into place only when it
+    succeeds. ``required``: files the folder must hold to count as complete.
     """
     final = cache_root() / kind / key
-    if final.is_dir():
+    if final.is_dir() and entry_problem(final, required) is None:
         return final, False
-    with _locked(cache_root() / kind / f"{key}.lock"):
-        if final.is_dir():  # another process finished it while we waited
-            return final, False
+    with _locked(_lock_path(final)):
+        if final.exists() or final.is_symlink():
+            problem = entry_problem(final, required)
+            if problem is None:  # another process finished it while we waited
+                return final, False
+            _warn_rebuild(final, problem)
+            _remove(final)
         work = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=final.parent))
         try:
             build(work)
+            _write_marker(work)
             os.replace(work, final)
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return final, True
+
+
+def entry_problem(folder: Path, required: Sequence[str] = ()) -> str | None:
+    """Why ``folder`` is not a complete cache entry, or None when it is."""
+    try:
+        sizes = json.loads((folder / MARKER).read_text())["files"]
+    except FileNotFoundError:
+        return f"no {MARKER} marker"
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"unreadable {MARKER} marker"
+    if not isinstance(sizes, dict):
+        return f"unreadable {MARKER} marker"
+    for name in required:
+        if name not in sizes:
+            return f"{name} is not listed in {MARKER}"
+    for name, size in sizes.items():
+        try:
+            actual = (folder / name).stat().st_size
+        except OSError:
+            return f"{name} is missing"
+        if actual != size:
+            return f"{name} has {actual} bytes instead of {size}"
+    return None
+
+
+def discard(folder: Path, problem: str) -> None:
+    """Remove the cache entry ``folder``, found broken in use, with a warning that says why."""
+    with _locked(_lock_path(folder)):
+        if folder.exists():
+            _warn_rebuild(folder, problem)
+            _remove(folder)
+
+
+def _lock_path(folder: Path) -> Path:
+    return folder.parent / f"{folder.name}.lock"
+
+
+def _warn_rebuild(folder: Path, problem: str) -> None:
+    warnings.warn(
+        f"compile cache entry {folder} was incomplete/corrupt ({problem}); rebuilding",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+
+
+def _write_marker(folder: Path) -> None:
+    sizes = {path.name: path.stat().st_size for path in sorted(folder.iterdir()) if path.is_file()}
+    (folder / MARKER).write_text(json.dumps({"files": sizes}, indent=1) + "\n")
+
+
+def _remove(folder: Path) -> None:
+    """Move the entry out of the way in one rename (no process sees it half-deleted), then delete it."""
+    if folder.is_symlink() or not folder.is_dir():
+        folder.unlink(missing_ok=True)
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{folder.name}-broken-", dir=folder.parent))
+    os.replace(folder, aside / folder.name)
+    shutil.rmtree(aside, ignore_errors=True)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from . import diagnostics
+from .cache import cache_root
 from .codegen import build_data, render_code
 from .design import Design, DesignSpec, build_design, check_identifiable
 from .draws import assemble
@@ -172,7 +173,7 @@ class Model:
         name, engine = get_engine(backend)
         started = time.perf_counter()
         program = engine.compile_program(self.stan_code, _announce_compile if progress else None)
-        bars = ChainProgress(iter_warmup + iter_sampling) if progress else None
+        bars = ChainProgress(iter_warmup, iter_sampling) if progress else None
         sampling_started = time.perf_counter()
         try:
             outputs = engine.sample(program, self.stan_data, settings, bars)
@@ -219,7 +220,9 @@ class Model:
 
 def _announce_compile() -> None:
     print(
-        "Compiling the Stan program: once per model structure, about a minute; later fits reuse it.",
+        "Compiling the Stan program for this model structure (first fit of it in this cache: "
+        f"{cache_root()}); typically 45-70 s on a 2-core machine, longer on a loaded one. "
+        "Later fits of the same structure reuse it.",
         file=sys.stderr,
         flush=True,
     )

@@ -1,8 +1,12 @@
-"""Shared fixtures: the shipped data sets, lme4 reference fits (tests/data) and stanc."""
+"""Shared fixtures: the shipped data sets, lme4 reference fits (tests/data) and stanc; helpers
+that find a process's own descendants in /proc."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -84,3 +88,70 @@ def coffee_model(coffee):
 def coffee_fit(coffee_model):
     """The acceptance fit: the defaults, seed 1 (compiles once per machine, then cached)."""
     return coffee_model.fit(seed=1, progress=False)
+
+
+# ---------------------------------------------------------------- processes, read from /proc
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid``: children, grandchildren, ... (a scan of /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:  # ended meanwhile
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] != "Z":
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    found, queue = [], [pid]
+    while queue:
+        for child in children.get(queue.pop(), []):
+            found.append(child)
+            queue.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def command_line(pid: int) -> list[str]:
+    """The process's arguments, [""] once it has ended."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().split("\0")
+    except OSError:
+        return [""]
+
+
+def chain_workers(pid: int) -> dict[int, int]:
+    """The embedded engine's workers among the descendants of ``pid``: chain number -> pid."""
+    workers = {}
+    for child in descendants(pid):
+        command = command_line(child)
+        if "lmmformula.engines._chain" in command:
+            socket_path = command[command.index("lmmformula.engines._chain") + 2]
+            workers[int(re.search(r"chain(\d+)\.sock$", socket_path).group(1))] = child
+    return workers
+
+
+def all_chain_workers(pid: int, chains: int) -> dict[int, int]:
+    """``chain_workers(pid)`` once all ``chains`` workers run, else {}."""
+    workers = chain_workers(pid)
+    return workers if len(workers) == chains else {}
+
+
+def wait_for(condition, timeout: float, interval: float = 0.1):
+    """Poll ``condition()`` until it returns something truthy (returned) or ``timeout`` s pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)

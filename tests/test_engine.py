@@ -25,7 +25,7 @@ import pytest
 from lmmformula import cache, diagnostics
 from lmmformula.engines import cmdstan, embedded
 
-from .conftest import reference
+from .conftest import alive, all_chain_workers, reference, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -81,12 +81,14 @@ def test_quiet_and_clean(coffee_model, capfd, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     temp = Path(tempfile.gettempdir())
     before = set(temp.glob("lmmformula-*"))
+    handler = signal.getsignal(signal.SIGTERM)
     with pytest.warns(diagnostics.SamplingWarning):
         coffee_model.fit(chains=2, iter_warmup=100, iter_sampling=50, seed=3, progress=False)
     out, err = capfd.readouterr()
     assert out == "" and err == ""
     assert list(tmp_path.iterdir()) == []
     assert set(temp.glob("lmmformula-*")) == before
+    assert signal.getsignal(signal.SIGTERM) is handler  # the SIGTERM handler lives only while sampling
 
 
 def test_fit_inside_a_running_event_loop(coffee_model):
@@ -123,13 +125,8 @@ def test_renamed_formula_in_a_fresh_process_reuses_the_compiled_model(coffee_fit
     print("fresh process, cached model: sampler started after", timings["until_sampler_started"], "s")
 
 
-def _chain_workers() -> list[str]:
-    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    return [line for line in ps.splitlines() if "lmmformula.engines._chain" in line]
-
-
-def test_ctrl_c_stops_every_worker(coffee_fit):
-    assert _chain_workers() == []
+def test_ctrl_c_stops_every_worker(coffee_fit, tmp_path):
+    """Counts only this test's own workers: another fit on the machine does not matter."""
     process = subprocess.Popen(
         [
             sys.executable,
@@ -142,21 +139,24 @@ def test_ctrl_c_stops_every_worker(coffee_fit):
             """
             ),
         ],
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
     )
-    deadline = time.time() + 60
-    while not _chain_workers() and time.time() < deadline:
-        time.sleep(0.2)
-    assert _chain_workers(), "workers never started"
-    time.sleep(1.0)
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=30)
+    try:
+        workers = wait_for(lambda: all_chain_workers(process.pid, 2), 60)
+        assert workers, "workers never started"
+        time.sleep(1.0)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
     assert process.returncode != 0
     assert "KeyboardInterrupt" in err
-    time.sleep(0.5)
-    assert _chain_workers() == []
+    assert not [pid for pid in workers.values() if alive(pid)]
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_stanc_failure_shows_message_and_line():

@@ -45,7 +45,7 @@ def compile_program(code: str, announce: Callable[[], None] | None = None) -> Co
         cmdstanpy.CmdStanModel(stan_file=str(folder / "model.stan"), compile=True)
 
     started = time.perf_counter()
-    folder, built = cached_build("cmdstan", key, build)
+    folder, built = cached_build("cmdstan", key, build, required=("model",))
     return CompiledProgram(
         code=code,
         key=key,

@@ -5,6 +5,11 @@ it, httpstan's Stan headers and its precompiled ``stan_services.o``; the result 
 cached (see :mod:`lmmformula.cache`). Sampling: each chain runs in the main thread of
 its own worker process and streams JSON lines over a Unix socket to this process,
 which keeps the draws and drives the progress bars.
+
+Faults: a cached module that fails to load in a worker is rebuilt once; a worker that
+dies raises :class:`EngineError` naming the chain and stops the others; Ctrl-C, an
+exception or SIGTERM (handled while compiling or sampling in the main thread) stop
+the compiler or the workers and remove the temporary folder before leaving.
 """
 
 from __future__ import annotations
@@ -17,26 +22,31 @@ import random
 import re
 import select
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpstan
 import numpy as np
 
-from ..cache import cached_build, program_key
+from ..cache import cache_root, cached_build, discard, program_key
 from ..errors import EngineError
 from ..stanc import PROGRAM_NAME, StanCompileError, check_program, with_program_line
+from ._chain import MODULE_FAILED
 from .base import ChainOutput, CompiledProgram, SamplerSettings
 
 HTTPSTAN_DIR = Path(httpstan.__file__).parent
 _SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
+MODULE_NAME = f"stan_services{_SUFFIX}"
 _FLAGS = (
     "-O3",
     "-std=c++17",
@@ -69,11 +79,12 @@ def compile_program(code: str, announce: Callable[[], None] | None = None) -> Co
         _build(code, key, folder)
 
     started = time.perf_counter()
-    folder, built = cached_build("embedded", key, build)
+    with _sigterm_unwinds():
+        folder, built = cached_build("embedded", key, build, required=(MODULE_NAME,))
     return CompiledProgram(
         code=code,
         key=key,
-        path=folder / f"stan_services{_SUFFIX}",
+        path=folder / MODULE_NAME,
         compile_seconds=time.perf_counter() - started,
         compiled_now=built,
     )
@@ -98,17 +109,47 @@ def _build(code: str, key: str, folder: Path) -> None:
         *_LIBRARIES,
         f"-Wl,-rpath,{HTTPSTAN_DIR / 'lib'}",
         "-o",
-        str(folder / f"stan_services{_SUFFIX}"),
+        str(folder / MODULE_NAME),
     ]
     try:
-        result = subprocess.run(command, capture_output=True, text=True, cwd=folder)
+        # Its own process group: Ctrl-C in a terminal reaches only us, and we end the
+        # whole group (g++ and the cc1plus, as and ld it started) on the way out.
+        compiler = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=folder,
+            start_new_session=True,
+        )
     except FileNotFoundError:
         raise EngineError(
             f"no C++ compiler {command[0]!r} found; the embedded engine needs g++ "
             "(Debian/Ubuntu: apt-get install g++), or set CXX"
         ) from None
-    if result.returncode != 0:
-        raise EngineError(explain_cxx_failure(result.stderr, cpp, code))
+    try:
+        _, stderr = compiler.communicate()
+    except BaseException:  # Ctrl-C, SIGTERM: no compiler may outlive us
+        _kill_group(compiler)
+        raise
+    if compiler.returncode != 0:
+        raise EngineError(explain_cxx_failure(stderr, cpp, code))
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    """End the compiler's process group: SIGTERM first, so that g++ deletes its temporary
+    files, then SIGKILL for whatever is left."""
+    for signum, patience in ((signal.SIGTERM, 5.0), (signal.SIGKILL, None)):
+        try:
+            os.killpg(process.pid, signum)
+        except (ProcessLookupError, PermissionError):  # the group is gone
+            break
+        try:
+            process.wait(timeout=patience)
+        except subprocess.TimeoutExpired:
+            continue
+    process.wait()
 
 
 def explain_cxx_failure(stderr: str, cpp: str, code: str) -> str:
@@ -158,34 +199,100 @@ def sample(
     settings: SamplerSettings,
     progress=None,
 ) -> list[ChainOutput]:
-    """Run ``settings.chains`` chains, at most ``settings.cores`` at once."""
-    folder = Path(tempfile.mkdtemp(prefix="lmmformula-"))
+    """Run ``settings.chains`` chains, at most ``settings.cores`` at once.
+
+    A cached module that the workers cannot load is rebuilt once (with a warning).
+    """
+    with _sigterm_unwinds():
+        outputs = _run_chains(program, data, settings, progress)
+        if isinstance(outputs, str) and not program.compiled_now:
+            discard(program.path.parent, f"its module failed to load: {outputs}")
+            program = compile_program(program.code)
+            outputs = _run_chains(program, data, settings, progress)
+    if isinstance(outputs, str):
+        raise EngineError(
+            f"the compiled model {program.path} failed to load in the worker process:\n{outputs}\n"
+            f"Delete the folder {program.path.parent} (or the whole cache, {cache_root()}) to have "
+            "it rebuilt by the next fit."
+        )
+    return outputs
+
+
+def _run_chains(program, data, settings, progress) -> list[ChainOutput] | str:
+    """The chains' outputs, or why the workers could not load the compiled module."""
+    # Per-process name: what is left behind (only after SIGKILL) says whose it was.
+    folder = Path(tempfile.mkdtemp(prefix=f"lmmformula-{os.getpid()}-"))
     seed = settings.seed if settings.seed is not None else random.randrange(2**31)
     pending = list(range(1, settings.chains + 1))
     running: list[_Chain] = []
     finished: list[ChainOutput] = []
-    data_path = folder / "data.pickle"  # written once, read by every worker
-    data_path.write_bytes(pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
     try:
+        data_path = folder / "data.pickle"  # written once, read by every worker
+        data_path.write_bytes(pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
         while pending or running:
             while pending and len(running) < settings.cores:
                 number = pending.pop(0)
                 running.append(_start(program, data_path, settings, seed, number, folder))
             for chain in _poll(running, progress):
                 running.remove(chain)
-                finished.append(_finish(chain))
-    except BaseException:  # Ctrl-C included: stop every worker before leaving
-        for chain in running:
-            chain.process.terminate()
-        for chain in running:
-            chain.process.wait()
-        raise
-    finally:
-        for chain in running:
-            for sock in [chain.listener, *chain.connections]:
-                sock.close()
+                if chain.process.wait() == MODULE_FAILED:
+                    chain.listener.close()
+                    return _log_tail(chain, 500).strip() or "no reason given"
+                finished.append(_finish(chain, others=bool(running or pending)))
+    finally:  # also on Ctrl-C, SIGTERM or a failed chain: stop every worker before leaving
+        _stop(running)
         shutil.rmtree(folder, ignore_errors=True)
     return sorted(finished, key=lambda output: output.chain)
+
+
+def _stop(chains: list[_Chain]) -> None:
+    for chain in chains:
+        if chain.process.poll() is None:
+            chain.process.terminate()
+    for chain in chains:
+        try:
+            chain.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            chain.process.kill()
+            chain.process.wait()
+        for sock in [chain.listener, *chain.connections]:
+            sock.close()
+
+
+@contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """While compiling or sampling in the main thread, SIGTERM (a job scheduler, a kernel
+    restart) unwinds like Ctrl-C does, stopping the compiler or the workers and removing
+    the temporary folder, and then has its usual effect: the previous handler is
+    restored and called, or, for the default one, the process ends by SIGTERM."""
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.getsignal(signal.SIGTERM)
+    if previous in (None, signal.SIG_IGN) or getattr(previous, "_lmmformula", False):
+        yield  # not the main thread, SIGTERM ignored, handler not set from Python, or nested
+        return
+    received = []
+
+    def unwind(signum, frame):
+        if not received:  # a second SIGTERM does not interrupt the clean-up
+            received.append(frame)
+            raise SystemExit(128 + signum)
+
+    unwind._lmmformula = True
+    signal.signal(signal.SIGTERM, unwind)
+    try:
+        yield
+    except BaseException:
+        if not received:
+            raise
+        signal.signal(signal.SIGTERM, previous)
+        if previous is signal.SIG_DFL:
+            os.kill(os.getpid(), signal.SIGTERM)  # ends the process, as if we had not been here
+        else:
+            previous(signal.SIGTERM, received[0])
+        raise EngineError("compiling or sampling was stopped by SIGTERM") from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _start(program, data_path, settings, seed, number, folder) -> _Chain:
@@ -251,8 +358,13 @@ def _poll(running: list[_Chain], progress) -> list[_Chain]:
             continue
         block = sock.recv(1 << 20)
         if not block:
-            _consume(chain, sock, chain.connections.pop(sock) + b"\n", progress)
+            rest = chain.connections.pop(sock)
             sock.close()
+            if chain.topics.get(sock) not in _UNUSED_TOPICS:
+                try:
+                    _consume(chain, sock, rest + b"\n", progress)
+                except ValueError:  # a line cut short: the worker died while writing it
+                    pass
             continue
         if chain.topics.get(sock) in _UNUSED_TOPICS:
             continue  # read and dropped unparsed: the bulk of the traffic
@@ -295,12 +407,14 @@ def _consume(chain: _Chain, sock: socket.socket, payload: bytes, progress) -> No
                 progress(chain.number, text)
 
 
-def _finish(chain: _Chain) -> ChainOutput:
+def _finish(chain: _Chain, others: bool) -> ChainOutput:
     code = chain.process.wait()
     chain.listener.close()
+    if code < 0:
+        raise EngineError(_killed(chain, -code, others))
     if code != 0 or chain.columns is None:
         errors = [m.split(":", 1)[1].strip() for m in chain.messages if m.startswith(("error:", "warn:"))]
-        detail = "\n".join(errors[-5:]) or chain.log.read_text()[-2000:] or f"worker exited with code {code}"
+        detail = "\n".join(errors[-5:]) or _log_tail(chain) or f"worker exited with code {code}"
         raise EngineError(f"chain {chain.number} failed:\n{detail}")
     return ChainOutput(
         chain=chain.number,
@@ -309,6 +423,31 @@ def _finish(chain: _Chain) -> ChainOutput:
         seconds=_elapsed(chain.messages),
         first_message_at=chain.first_message_at,
     )
+
+
+def _killed(chain: _Chain, number: int, others: bool) -> str:
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        name = "an unknown signal"
+    message = f"chain {chain.number} was killed by signal {name} ({number})"
+    if number == signal.SIGKILL:
+        message += ", e.g. by the out-of-memory killer"
+    elif number in (signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGFPE, signal.SIGILL):
+        message += ": a crash in the compiled model or in Stan"
+    elif number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        message += " sent from outside this process"
+    if others:
+        message += "; the other chains were stopped"
+    log = _log_tail(chain, 1000).strip()
+    return f"{message}\n{log}" if log else message
+
+
+def _log_tail(chain: _Chain, size: int = 2000) -> str:
+    try:
+        return chain.log.read_text(errors="replace")[-size:]
+    except OSError:
+        return ""
 
 
 def _elapsed(messages: list[str]) -> dict[str, float]:
