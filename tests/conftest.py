@@ -135,9 +135,10 @@ def chain_workers(pid: int) -> dict[int, int]:
     workers = {}
     for child in descendants(pid):
         command = command_line(child)
-        if "lmmformula.engines._chain" in command:
-            socket_path = command[command.index("lmmformula.engines._chain") + 2]
-            workers[int(re.search(r"chain(\d+)\.sock$", socket_path).group(1))] = child
+        worker = next((part for part in command if part.endswith("lmmformula/engines/_chain.py")), None)
+        if worker is not None:
+            draws_path = command[command.index(worker) + 2]
+            workers[int(re.search(r"chain(\d+)\.", draws_path).group(1))] = child
     return workers
 
 

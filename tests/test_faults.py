@@ -166,7 +166,7 @@ def test_module_that_fails_to_load_right_after_its_compile_is_a_clear_error(coff
         embedded.sample(fresh, coffee_model.stan_data, settings)
     message = str(raised.value)
     assert f"the compiled model {fresh.path} failed to load in the worker process" in message
-    assert "ImportError" in message and f"Delete the folder {copy}" in message
+    assert "OSError" in message and f"Delete the folder {copy}" in message
     assert "Traceback" not in message
 
 
@@ -249,7 +249,7 @@ def test_sigterm_while_sampling_stops_the_workers_and_removes_the_temporary_fold
     try:
         workers = _workers_of(process)
         folders = list((tmp_path / "tmp").glob(f"lmmformula-{process.pid}-*"))
-        assert len(folders) == 1 and (folders[0] / "data.pickle").exists()
+        assert len(folders) == 1 and (folders[0] / "data.json").exists()
         wait_for(lambda: False, 1.0)
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=60)

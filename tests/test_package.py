@@ -30,6 +30,7 @@ def test_wheel_contains_templates_and_data(wheel):
     templates = {p.relative_to(ROOT).as_posix() for p in (ROOT / "templates").rglob("*.j2")}
     assert len(templates) >= 7  # model, 4 families, 2 group-level block kinds
     assert {f"lmmformula/{t}" for t in templates} <= names
+    assert "lmmformula/engines/native/runner.cpp" in names  # the embedded engine compiles it
     assert {"lmmformula/data/coffee.csv", "lmmformula/data/InstEval.csv.gz"} <= names
 
 

@@ -1,10 +1,13 @@
-"""The embedded engine: Stan's NUTS from the httpstan wheel's toolchain, no server.
+"""The embedded engine: Stan's NUTS built from the httpstan wheel's toolchain, no server.
 
-Compiling: stanc (bundled) translates the program, g++ builds a Python extension from
-it, httpstan's Stan headers and its precompiled ``stan_services.o``; the result is
-cached (see :mod:`lmmformula.cache`). Sampling: each chain runs in the main thread of
-its own worker process and streams JSON lines over a Unix socket to this process,
-which keeps the draws and drives the progress bars.
+Compiling: lmmformula's runner (``native/runner.cpp``, a small C interface over Stan's
+sampling services) is compiled once per toolchain; each program is translated by stanc
+(bundled), compiled on its own and linked with the runner into a shared library. Both
+are cached (see :mod:`lmmformula.cache`). Only the wheel's stanc, Stan headers and TBB
+are used, not httpstan's own module. Sampling: each chain runs in its own worker
+process (``_chain.py``), which loads the library with ctypes and has Stan write the
+draws as float64 straight into a file this process maps as a numpy array; Stan's
+messages come over the worker's stdout and drive the progress bars.
 
 Faults: a cached module that fails to load in a worker is rebuilt once; a worker that
 dies raises :class:`EngineError` naming the chain and stops the others; Ctrl-C, an
@@ -14,25 +17,23 @@ the compiler or the workers and remove the temporary folder before leaving.
 
 from __future__ import annotations
 
-import importlib.machinery
+import hashlib
 import json
 import os
-import pickle
 import random
 import re
 import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import httpstan
@@ -45,13 +46,11 @@ from ._chain import MODULE_FAILED
 from .base import ChainOutput, CompiledProgram, SamplerSettings
 
 HTTPSTAN_DIR = Path(httpstan.__file__).parent
-_SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
-MODULE_NAME = f"stan_services{_SUFFIX}"
+MODULE_NAME = "model.so"
 _FLAGS = (
     "-O3",
     "-std=c++17",
     "-fPIC",
-    "-shared",
     "-w",
     "-DBOOST_DISABLE_ASSERTS",
     "-DBOOST_PHOENIX_NO_VARIADIC_EXPRESSION",
@@ -59,10 +58,18 @@ _FLAGS = (
     "-D_REENTRANT",
     "-D_GLIBCXX_USE_CXX11_ABI=0",
 )
-_LIBRARIES = ("-lsundials_cvodes", "-lsundials_idas", "-lsundials_nvecserial", "-ltbb")
+_LIBRARIES = ("-ltbb",)
+RUNNER_SOURCE = "runner.cpp"
+WORKER = Path(__file__).with_name("_chain.py")
+
+
+def _runner_source() -> str:
+    return (resources.files("lmmformula") / "engines" / "native" / RUNNER_SOURCE).read_text()
+
+
 TOOLCHAIN = (
-    f"httpstan {httpstan.__version__}; stanc --filename-in-msg={PROGRAM_NAME}; {' '.join(_FLAGS)}; "
-    f"{sys.implementation.cache_tag}{_SUFFIX}"
+    f"httpstan {httpstan.__version__} headers; stanc --filename-in-msg={PROGRAM_NAME}; {' '.join(_FLAGS)}; "
+    f"runner {hashlib.sha256(_runner_source().encode()).hexdigest()[:12]}"
 )
 
 
@@ -90,6 +97,25 @@ def compile_program(code: str, announce: Callable[[], None] | None = None) -> Co
     )
 
 
+def _runner_object(announce: Callable[[], None] | None) -> Path:
+    """``runner.o``: our C interface over Stan's services, compiled once per toolchain."""
+
+    def build(folder: Path) -> None:
+        if announce is not None:
+            announce()
+        source = folder / RUNNER_SOURCE
+        source.write_text(_runner_source())
+        _compile([*_compiler(), "-c", str(source), "-o", str(folder / "runner.o")], folder, "", "")
+
+    key = program_key(_runner_source(), TOOLCHAIN)
+    folder, _ = cached_build("runner", key, build, required=("runner.o",))
+    return folder / "runner.o"
+
+
+def _compiler() -> list[str]:
+    return [os.environ.get("CXX", "g++"), *_FLAGS, f"-I{HTTPSTAN_DIR / 'include'}"]
+
+
 def _build(code: str, key: str, folder: Path) -> None:
     name = f"model_{key}"
     try:
@@ -98,19 +124,26 @@ def _build(code: str, key: str, folder: Path) -> None:
         raise EngineError(f"stanc rejected the program:\n{error}") from None
     (folder / "model.stan").write_text(code)
     (folder / f"{name}.cpp").write_text(cpp)
-    command = [
+    runner = _runner_object(None)
+    model_object = folder / f"{name}.o"
+    _compile([*_compiler(), "-c", str(folder / f"{name}.cpp"), "-o", str(model_object)], folder, cpp, code)
+    link = [
         os.environ.get("CXX", "g++"),
-        *_FLAGS,
-        f"-I{HTTPSTAN_DIR / 'include'}",
-        f"-I{sysconfig.get_paths()['include']}",
-        str(folder / f"{name}.cpp"),
-        str(HTTPSTAN_DIR / "stan_services.o"),
+        "-shared",
+        str(model_object),
+        str(runner),
         f"-L{HTTPSTAN_DIR / 'lib'}",
         *_LIBRARIES,
         f"-Wl,-rpath,{HTTPSTAN_DIR / 'lib'}",
         "-o",
         str(folder / MODULE_NAME),
     ]
+    _compile(link, folder, cpp, code)
+    model_object.unlink()
+
+
+def _compile(command: list[str], folder: Path, cpp: str, code: str) -> None:
+    """Run the compiler ``command``; a failure raises EngineError at the program's line."""
     try:
         # Its own process group: Ctrl-C in a terminal reaches only us, and we end the
         # whole group (g++ and the cc1plus, as and ld it started) on the way out.
@@ -173,9 +206,6 @@ def explain_cxx_failure(stderr: str, cpp: str, code: str) -> str:
 
 # ---------------------------------------------------------------- sampling
 
-# Per-iteration unconstrained values, momenta and gradients, and initial values: not kept.
-_UNUSED_TOPICS = ("diagnostic", "initialization")
-
 
 @dataclass
 class _Chain:
@@ -183,14 +213,12 @@ class _Chain:
 
     number: int
     process: subprocess.Popen
-    listener: socket.socket
+    draws: Path
     log: Path
-    connections: dict = field(default_factory=dict)  # socket -> bytes buffer
-    topics: dict = field(default_factory=dict)  # socket -> first topic seen
-    columns: list[str] | None = None
-    rows: list[np.ndarray] = field(default_factory=list)
+    buffer: bytes = b""
     messages: list[str] = field(default_factory=list)
     first_message_at: float | None = None
+    closed: bool = False
 
 
 def sample(
@@ -227,8 +255,8 @@ def _run_chains(program, data, settings, progress) -> list[ChainOutput] | str:
     running: list[_Chain] = []
     finished: list[ChainOutput] = []
     try:
-        data_path = folder / "data.pickle"  # written once, read by every worker
-        data_path.write_bytes(pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
+        data_path = folder / "data.json"  # written once, read by every worker
+        write_stan_json(data, data_path)
         while pending or running:
             while pending and len(running) < settings.cores:
                 number = pending.pop(0)
@@ -236,13 +264,29 @@ def _run_chains(program, data, settings, progress) -> list[ChainOutput] | str:
             for chain in _poll(running, progress):
                 running.remove(chain)
                 if chain.process.wait() == MODULE_FAILED:
-                    chain.listener.close()
                     return _log_tail(chain, 500).strip() or "no reason given"
                 finished.append(_finish(chain, others=bool(running or pending)))
     finally:  # also on Ctrl-C, SIGTERM or a failed chain: stop every worker before leaving
         _stop(running)
         shutil.rmtree(folder, ignore_errors=True)
     return sorted(finished, key=lambda output: output.chain)
+
+
+def write_stan_json(values: dict, path: Path) -> None:
+    """Stan data or initial values as Stan's JSON: integers stay integers, arrays nest."""
+
+    def plain(value):
+        if isinstance(value, np.ndarray):
+            return value.tolist()
+        if isinstance(value, np.integer | bool | np.bool_):
+            return int(value)
+        if isinstance(value, np.floating):
+            return float(value)
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        return value
+
+    path.write_text(json.dumps({name: plain(value) for name, value in values.items()}))
 
 
 def _stop(chains: list[_Chain]) -> None:
@@ -255,8 +299,8 @@ def _stop(chains: list[_Chain]) -> None:
         except subprocess.TimeoutExpired:
             chain.process.kill()
             chain.process.wait()
-        for sock in [chain.listener, *chain.connections]:
-            sock.close()
+        if chain.process.stdout is not None:
+            chain.process.stdout.close()
 
 
 @contextmanager
@@ -296,130 +340,97 @@ def _sigterm_unwinds() -> Iterator[None]:
 
 
 def _start(program, data_path, settings, seed, number, folder) -> _Chain:
-    path = str(folder / f"chain{number}.sock")
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)
-    listener.listen(4)
     init, radius = settings.init_for(number)
+    init_path = ""
+    if init:
+        init_path = str(folder / f"chain{number}.init.json")
+        write_stan_json(init, Path(init_path))
     arguments = {
-        "random_seed": seed,
+        "seed": seed,
         "chain": number,
         "init_radius": radius,
         "num_warmup": settings.iter_warmup,
         "num_samples": settings.iter_sampling,
-        "num_thin": 1,
-        "save_warmup": False,
         "refresh": settings.refresh,
-        "stepsize": 1.0,
-        "stepsize_jitter": 0.0,
         "max_depth": settings.max_treedepth,
         "delta": settings.adapt_delta,
-        "gamma": 0.05,
-        "kappa": 0.75,
-        "t0": 10.0,
-        "init_buffer": 75,
-        "term_buffer": 50,
-        "window": 25,
+        "dense": False,
     }
-    arguments_path = folder / f"chain{number}.pickle"
-    arguments_path.write_bytes(pickle.dumps((init, arguments)))
+    arguments_path = folder / f"chain{number}.arguments.json"
+    arguments_path.write_text(json.dumps(arguments))
+    draws = folder / f"chain{number}.draws.npy"
     log = folder / f"chain{number}.log"
     command = [
         sys.executable,
-        "-m",
-        "lmmformula.engines._chain",
+        str(WORKER),  # by path: importing the lmmformula package would cost the worker a second
         str(program.path),
-        path,
+        str(draws),
         str(data_path),
+        init_path,
         str(arguments_path),
     ]
     with open(log, "wb") as errors:
         process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
             stderr=errors,
             start_new_session=True,  # Ctrl-C reaches only the parent, which stops the workers
         )
-    return _Chain(number=number, process=process, listener=listener, log=log)
+    os.set_blocking(process.stdout.fileno(), False)
+    return _Chain(number=number, process=process, draws=draws, log=log)
 
 
 def _poll(running: list[_Chain], progress) -> list[_Chain]:
-    """Read whatever the chains sent; return the chains that have ended."""
-    sockets = {chain.listener: chain for chain in running}
-    for chain in running:
-        sockets.update({connection: chain for connection in chain.connections})
-    readable, _, _ = select.select(list(sockets), [], [], 0.05)
-    for sock in readable:
-        chain = sockets[sock]
-        if sock is chain.listener:
-            connection, _ = sock.accept()
-            chain.connections[connection] = b""
+    """Read whatever the chains said; return the chains that have ended."""
+    pipes = {chain.process.stdout: chain for chain in running if not chain.closed}
+    readable, _, _ = select.select(list(pipes), [], [], 0.05) if pipes else ([], [], [])
+    for pipe in readable:
+        chain = pipes[pipe]
+        block = pipe.read(1 << 20)
+        if block is None:
             continue
-        block = sock.recv(1 << 20)
         if not block:
-            rest = chain.connections.pop(sock)
-            sock.close()
-            if chain.topics.get(sock) not in _UNUSED_TOPICS:
-                try:
-                    _consume(chain, sock, rest + b"\n", progress)
-                except ValueError:  # a line cut short: the worker died while writing it
-                    pass
+            chain.closed = True
+            _consume(chain, chain.buffer + b"\n", progress)
+            chain.buffer = b""
             continue
-        if chain.topics.get(sock) in _UNUSED_TOPICS:
-            continue  # read and dropped unparsed: the bulk of the traffic
-        buffered = chain.connections[sock] + block
+        buffered = chain.buffer + block
         cut = buffered.rfind(b"\n")
         if cut >= 0:
-            _consume(chain, sock, buffered[: cut + 1], progress)
+            _consume(chain, buffered[: cut + 1], progress)
             buffered = buffered[cut + 1 :]
-        chain.connections[sock] = buffered
-    return [chain for chain in running if _ended(chain)]
+        chain.buffer = buffered
+    return [chain for chain in running if chain.closed and chain.process.poll() is not None]
 
 
-def _ended(chain: _Chain) -> bool:
-    """The worker has exited and everything it sent has been read."""
-    if chain.process.poll() is None or chain.connections:
-        return False
-    waiting, _, _ = select.select([chain.listener], [], [], 0)
-    return not waiting
-
-
-def _consume(chain: _Chain, sock: socket.socket, payload: bytes, progress) -> None:
-    for line in payload.split(b"\n"):
-        if not line or chain.topics.get(sock) in _UNUSED_TOPICS:
+def _consume(chain: _Chain, payload: bytes, progress) -> None:
+    for line in payload.decode(errors="replace").split("\n"):
+        if not line:
             continue
-        message = json.loads(line)
-        topic = chain.topics.setdefault(sock, message["topic"])
-        if topic in _UNUSED_TOPICS:
-            continue
-        values = message["values"]
-        if topic == "sample" and isinstance(values, dict):  # a draw (other messages: adaptation)
-            if chain.columns is None:
-                chain.columns = list(values)
-            chain.rows.append(np.fromiter(values.values(), dtype=float, count=len(values)))
-        elif topic == "logger":
-            text = values[0] if values else ""
-            if chain.first_message_at is None:
-                chain.first_message_at = time.perf_counter()
-            chain.messages.append(text)
-            if progress is not None:
-                progress(chain.number, text)
+        text = line.replace("\\n", "\n")
+        if chain.first_message_at is None:
+            chain.first_message_at = time.perf_counter()
+        chain.messages.append(text)
+        if progress is not None:
+            progress(chain.number, text)
 
 
 def _finish(chain: _Chain, others: bool) -> ChainOutput:
     code = chain.process.wait()
-    chain.listener.close()
+    chain.process.stdout.close()
     if code < 0:
         raise EngineError(_killed(chain, -code, others))
-    if code != 0 or chain.columns is None:
-        errors = [m.split(":", 1)[1].strip() for m in chain.messages if m.startswith(("error:", "warn:"))]
-        detail = "\n".join(errors[-5:]) or _log_tail(chain) or f"worker exited with code {code}"
+    if code != 0 or not chain.draws.exists():
+        errors = [m.split(":", 1)[1].strip() for m in chain.messages if m.startswith(("error:", "fatal:"))]
+        warned = [m.split(":", 1)[1].strip() for m in chain.messages if m.startswith("warn:")]
+        detail = "\n".join((errors or warned)[-5:]) or _log_tail(chain) or f"worker exited with code {code}"
         raise EngineError(f"chain {chain.number} failed:\n{detail}")
+    columns = tuple(Path(f"{chain.draws}.columns").read_text().split("\t"))
     return ChainOutput(
         chain=chain.number,
-        columns=tuple(chain.columns),
-        values=np.vstack(chain.rows) if chain.rows else np.empty((0, len(chain.columns))),
+        columns=columns,
+        values=np.array(np.load(chain.draws, mmap_mode="r")),
         seconds=_elapsed(chain.messages),
         first_message_at=chain.first_message_at,
     )
