@@ -44,6 +44,7 @@ import numpy as np
 import lmmformula as lf
 from lmmformula import diagnostics
 from lmmformula.cache import strip_comments
+from lmmformula.codegen import center_map
 from lmmformula.draws import Draws
 from lmmformula.stanc import check_program
 
@@ -127,21 +128,28 @@ def naive_is_centered(case: Case) -> bool:
 
 def chosen(case: Case, column: str) -> tuple[str, ...]:
     """The per-block choices ``column`` makes for ``case``."""
-    model = lf.Model(
-        case.formula, case.data, family=case.family, parameterization=parameterization_for(case, column)
-    )
-    return tuple(str(p) for p in model.parameterizations)
+    if column == "naive":
+        return tuple(str(p) for p in naive(case))
+    return tuple(str(p) for p in build(case, column).parameterizations)
 
 
-def parameterization_for(case: Case, column: str):
-    return naive(case) if column == "naive" else column
+def build(case: Case, column: str) -> lf.Model:
+    """The model for ``column``. lmmformula refuses to center two blocks on one coefficient, so the
+    naive column takes the all-centered model and points every block's center map (Stan data ``F_i``)
+    at every coefficient it carries: the same program, other data."""
+    if column != "naive":
+        return lf.Model(case.formula, case.data, family=case.family, parameterization=column)
+    model = lf.Model(case.formula, case.data, family=case.family, parameterization="centered")
+    coefficients = model.design.coefficient_names
+    for i, (block, choice) in enumerate(zip(model.design.blocks, naive(case)), start=1):
+        if f"F_{i}" in model.stan_data:
+            model.stan_data[f"F_{i}"] = center_map(block, coefficients, choice.centers)
+    return model
 
 
 def measure(case: Case, column: str, settings: RunSettings) -> dict:
     """Fit ``case`` with ``parameterization=column``; the record for the results table."""
-    model = lf.Model(
-        case.formula, case.data, family=case.family, parameterization=parameterization_for(case, column)
-    )
+    model = build(case, column)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", diagnostics.SamplingWarning)
         fit = model.fit(
@@ -154,7 +162,7 @@ def measure(case: Case, column: str, settings: RunSettings) -> dict:
         )
     wall = fit.timings["sampling_wall"]
     record = {
-        "chosen": [str(p) for p in model.parameterizations],
+        "chosen": list(chosen(case, column)),
         "compile_s": fit.timings["compile"],
         "compiled_now": bool(fit.timings["compiled_now"]),
         "sampling_wall_s": wall,
@@ -302,14 +310,9 @@ def dry_run(cases: list[Case], columns: list[str]) -> None:
     for case in cases:
         programs = {}
         for column in columns:
-            model = lf.Model(
-                case.formula,
-                case.data,
-                family=case.family,
-                parameterization=parameterization_for(case, column),
-            )
+            model = build(case, column)
             programs.setdefault(strip_comments(model.stan_code), []).append(column)
-            print(f"{case.name:<18}{column:<12} {tuple(str(p) for p in model.parameterizations)}")
+            print(f"{case.name:<18}{column:<12} {chosen(case, column)}")
         for code in programs:
             check_program(code)
         print(f"{'':<18}{len(programs)} distinct program(s) (comments aside), all pass stanc")

@@ -97,8 +97,17 @@ def compile_program(code: str, announce: Callable[[], None] | None = None) -> Co
     )
 
 
+PRECOMPILED = "stan_model_header.hpp"
+
+
 def _runner_object(announce: Callable[[], None] | None) -> Path:
-    """``runner.o``: our C interface over Stan's services, compiled once per toolchain."""
+    """The folder with ``runner.o`` (our C interface over Stan's services) and a precompiled
+    header of Stan's model header, both built once per toolchain.
+
+    Every model's translation unit starts by including ``stan/model/model_header.hpp``,
+    most of what g++ reads; with it precompiled, a model compiles in about a third of
+    the time. Both must be built with the same flags as the models.
+    """
 
     def build(folder: Path) -> None:
         if announce is not None:
@@ -106,10 +115,13 @@ def _runner_object(announce: Callable[[], None] | None) -> Path:
         source = folder / RUNNER_SOURCE
         source.write_text(_runner_source())
         _compile([*_compiler(), "-c", str(source), "-o", str(folder / "runner.o")], folder, "", "")
+        header = folder / PRECOMPILED
+        header.write_text("#include <stan/model/model_header.hpp>\n")
+        _compile([*_compiler(), "-x", "c++-header", str(header), "-o", f"{header}.gch"], folder, "", "")
 
-    key = program_key(_runner_source(), TOOLCHAIN)
-    folder, _ = cached_build("runner", key, build, required=("runner.o",))
-    return folder / "runner.o"
+    key = program_key(f"{_runner_source()}\n// and {PRECOMPILED}.gch", TOOLCHAIN)
+    folder, _ = cached_build("runner", key, build, required=("runner.o", f"{PRECOMPILED}.gch"))
+    return folder
 
 
 def _compiler() -> list[str]:
@@ -126,12 +138,14 @@ def _build(code: str, key: str, folder: Path) -> None:
     (folder / f"{name}.cpp").write_text(cpp)
     runner = _runner_object(None)
     model_object = folder / f"{name}.o"
-    _compile([*_compiler(), "-c", str(folder / f"{name}.cpp"), "-o", str(model_object)], folder, cpp, code)
+    precompiled = ["-include", str(runner / PRECOMPILED)]  # g++ takes the .gch beside it
+    command = [*_compiler(), *precompiled, "-c", str(folder / f"{name}.cpp"), "-o", str(model_object)]
+    _compile(command, folder, cpp, code)
     link = [
         os.environ.get("CXX", "g++"),
         "-shared",
         str(model_object),
-        str(runner),
+        str(runner / "runner.o"),
         f"-L{HTTPSTAN_DIR / 'lib'}",
         *_LIBRARIES,
         f"-Wl,-rpath,{HTTPSTAN_DIR / 'lib'}",
