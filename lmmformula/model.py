@@ -113,12 +113,13 @@ class Model:
         seed: int | None = None,
         adapt_delta: float = 0.8,
         max_treedepth: int = 10,
+        metric: str = "diag",
         init: float | dict | list[dict] | None = None,
         cores: int | None = None,
         backend: str = "auto",
         progress: bool = True,
     ) -> Fit:
-        """Sample the posterior with Stan's NUTS (adaptive, diagonal metric).
+        """Sample the posterior with Stan's adaptive NUTS.
 
         The program is compiled on the first fit of its structure (then cached, see
         docs/engine.md); the same ``seed`` on the same data gives the same draws.
@@ -135,6 +136,9 @@ class Model:
             Target acceptance rate; raise it (e.g. 0.95) when there are divergences.
         max_treedepth : int, default 10
             Largest tree depth of NUTS.
+        metric : {"diag", "dense"}, default "diag"
+            The mass matrix adapted in warm-up: diagonal, or dense (a full covariance; worth it for
+            models with few parameters and strongly correlated posteriors, costly for many).
         init : float, dict or list of dict, optional
             An init radius (uniform on (-radius, radius) unconstrained; default 2), a dict of
             initial values by Stan name, or one dict per chain.
@@ -166,6 +170,7 @@ class Model:
             seed=seed,
             adapt_delta=adapt_delta,
             max_treedepth=max_treedepth,
+            metric=metric,
             init=init,
             cores=min(default_cores() if cores is None else cores, chains),
             refresh=max(1, (iter_warmup + iter_sampling) // 100),

@@ -32,6 +32,7 @@ class SamplerSettings:
     seed: int | None = None
     adapt_delta: float = 0.8
     max_treedepth: int = 10
+    metric: str = "diag"
     init: float | dict | list[dict] | None = None
     cores: int = 1
     refresh: int = 100
@@ -42,6 +43,11 @@ class SamplerSettings:
             minimum = 0 if name == "iter_warmup" else 1
             if not isinstance(value, int | np.integer) or value < minimum:
                 raise ArgumentError(f"{name}={value!r}: must be an integer >= {minimum}")
+        if self.metric not in ("diag", "dense"):
+            raise ArgumentError(
+                f"metric={self.metric!r}: 'diag' (a diagonal mass matrix, the default) or 'dense' "
+                "(a full one, for few parameters with strong posterior correlations)"
+            )
         if not 0 < self.adapt_delta < 1:
             raise ArgumentError(f"adapt_delta={self.adapt_delta!r}: must be between 0 and 1, e.g. 0.95")
         if self.seed is not None and not (isinstance(self.seed, int | np.integer) and 0 <= self.seed < 2**31):

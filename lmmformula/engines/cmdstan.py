@@ -74,6 +74,7 @@ def sample(
             seed=settings.seed,
             adapt_delta=settings.adapt_delta,
             max_treedepth=settings.max_treedepth,
+            metric=f"{settings.metric}_e",
             inits=settings.init,
             show_progress=progress is not None,
             output_dir=output_dir,

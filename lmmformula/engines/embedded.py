@@ -368,7 +368,7 @@ def _start(program, data_path, settings, seed, number, folder) -> _Chain:
         "refresh": settings.refresh,
         "max_depth": settings.max_treedepth,
         "delta": settings.adapt_delta,
-        "dense": False,
+        "dense": settings.metric == "dense",
     }
     arguments_path = folder / f"chain{number}.arguments.json"
     arguments_path.write_text(json.dumps(arguments))
