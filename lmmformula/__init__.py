@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 
+from .cache import cache_info, clear_cache  # noqa: E402
 from .datasets import load_dataset  # noqa: E402
 from .errors import (  # noqa: E402
     ArgumentError,
@@ -29,6 +30,8 @@ __all__ = [
     "FormulaError",
     "LmmformulaError",
     "Model",
+    "cache_info",
+    "clear_cache",
     "PriorError",
     "SamplingWarning",
     "get_family",

@@ -20,6 +20,7 @@ import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 MARKER = "complete.json"
@@ -146,3 +147,60 @@ def _remove(folder: Path) -> None:
     aside = Path(tempfile.mkdtemp(prefix=f".{folder.name}-broken-", dir=folder.parent))
     os.replace(folder, aside / folder.name)
     shutil.rmtree(aside, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    """What the compile cache holds: see :func:`cache_info`."""
+
+    root: Path
+    entries: dict[str, int]  # kind ("embedded", "runner", "cmdstan") -> complete entries
+    size_bytes: int
+
+    def __str__(self) -> str:
+        kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(self.entries.items())) or "empty"
+        return f"lmmformula compile cache {self.root}: {kinds}; {self.size_bytes / 1e6:.0f} MB"
+
+
+def cache_info() -> CacheInfo:
+    """Where the compile cache is, what it holds and how much disk it takes.
+
+    Returns
+    -------
+    CacheInfo
+        ``root`` (``$LMMFORMULA_CACHE``, else ``$XDG_CACHE_HOME/lmmformula``, else
+        ``~/.cache/lmmformula``), ``entries`` (complete entries per kind: compiled programs
+        under ``"embedded"`` and ``"cmdstan"``, the runner and its precompiled header under
+        ``"runner"``) and ``size_bytes`` (everything under the root).
+    """
+    root = cache_root()
+    entries: dict[str, int] = {}
+    if root.is_dir():
+        for kind in sorted(p for p in root.iterdir() if p.is_dir()):
+            complete = [e for e in kind.iterdir() if e.is_dir() and entry_problem(e) is None]
+            if complete:
+                entries[kind.name] = len(complete)
+    size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) if root.is_dir() else 0
+    return CacheInfo(root, entries, size)
+
+
+def clear_cache() -> int:
+    """Delete every compiled program and the runner; the next fit of each structure compiles again.
+
+    An entry another process is building is waited for (its lock) and then removed; the
+    small lock files stay.
+
+    Returns
+    -------
+    int
+        The bytes freed.
+    """
+    root = cache_root()
+    before = cache_info().size_bytes
+    if root.is_dir():
+        for kind in (p for p in root.iterdir() if p.is_dir()):
+            for entry in list(kind.iterdir()):
+                if entry.is_dir() and not entry.name.startswith("."):
+                    with _locked(_lock_path(entry)):
+                        _remove(entry)
+    return before - cache_info().size_bytes

@@ -349,3 +349,25 @@ def test_compile_message_says_what_why_and_how_long(capsys):
     message = capsys.readouterr().err
     assert "for this model structure" in message and str(cache.cache_root()) in message
     assert len(re.findall(r"\d+-\d+ s", message)) == 1 and "30-70 s" in message
+
+
+def test_cache_info_and_clear_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("LMMFORMULA_CACHE", str(tmp_path / "cache"))
+    assert lf.cache_info().entries == {} and lf.cache_info().size_bytes == 0
+
+    def build(folder: Path) -> None:
+        (folder / "model.so").write_bytes(b"x" * 1000)
+
+    cache.cached_build("embedded", "aaa", build)
+    cache.cached_build("embedded", "bbb", build)
+    cache.cached_build("runner", "ccc", build)
+    (tmp_path / "cache" / "embedded" / "broken").mkdir()  # no marker: not counted
+    info = lf.cache_info()
+    assert info.root == tmp_path / "cache"
+    assert info.entries == {"embedded": 2, "runner": 1}
+    assert info.size_bytes >= 3000
+    assert "2 embedded, 1 runner" in str(info)
+    freed = lf.clear_cache()
+    assert freed >= 3000
+    assert lf.cache_info().entries == {}
+    assert not (tmp_path / "cache" / "embedded" / "aaa").exists()
