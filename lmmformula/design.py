@@ -22,7 +22,7 @@ from formulaic import Formula, ModelSpec, model_matrix
 from formulaic.transforms import TRANSFORMS
 
 from .errors import DataError, DesignWarning, FormulaError
-from .families import BERNOULLI, BINOMIAL, GAUSSIAN, Family, Response, make_response
+from .families import Family, Response, make_response
 from .formula import FormulaSpec, GroupTerm
 
 INTERCEPT = "Intercept"
@@ -113,7 +113,7 @@ class DesignSpec:
         return {
             "Intercept": self.has_intercept,
             "b": bool(self.fixed_columns),
-            "sigma": self.family.has_sigma,
+            **{dpar.name: True for dpar in self.family.dpars},
             "sd": bool(self.blocks),
             "cor": any(block.correlated for block in self.blocks),
         }
@@ -561,7 +561,7 @@ def _response_values(expression: str, frame: pd.DataFrame, family: Family) -> np
     if expression not in frame.columns:
         return _materialize(f"0 + I({expression})", frame, f"response {expression!r}")[1][:, 0]
     column = frame[expression]
-    binary = family in (BERNOULLI, BINOMIAL)
+    binary = family.response in ("binary", "binomial")
     if pd.api.types.is_bool_dtype(column):
         return column.to_numpy(dtype=np.int64)
     if isinstance(column.dtype, pd.CategoricalDtype):
@@ -672,8 +672,8 @@ def _group_factor(term: GroupTerm, frame: pd.DataFrame) -> GroupFactor:
 
 
 def _check_group_sizes(design: Design) -> None:
-    """lme4's checks for a gaussian model: fewer levels, and fewer effects, than observations."""
-    if design.spec.family != GAUSSIAN:
+    """lme4's checks for a model with a residual sd: fewer levels, and fewer effects, than observations."""
+    if not design.spec.family.has_sigma:
         return
     for block in design.spec.blocks:
         levels = len(block.factor.levels)

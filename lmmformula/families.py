@@ -1,46 +1,193 @@
-"""Response families: link, Stan likelihood template, response checks and default priors."""
+"""Response families as data: one registry entry (and one template) per family.
+
+An entry says everything the rest of the package asks of a family: its links (the
+first is the default), its distributional parameters besides ``mu`` (Stan bounds,
+brms's default prior), the kind of response it takes, brms's default intercept prior,
+and numpy functions of the response scale mean ``mu`` for post-processing and for the
+``auto`` parameterization rule (log density, random draws, mean, variance). The Stan
+likelihood is ``templates/families/<name>.stan.j2``. Nothing outside this module and
+that template branches on a family's name.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
+from scipy import special, stats
 
 from .errors import ArgumentError, DataError
 
 
 @dataclass(frozen=True)
+class Link:
+    """A link function: ``stan_inverse`` maps the linear predictor to the mean in Stan."""
+
+    name: str
+    stan_inverse: str  # a Stan expression with {} for the linear predictor
+    inverse: Callable[[np.ndarray], np.ndarray]
+    derivative: Callable[[np.ndarray], np.ndarray]  # d mean / d linear predictor
+    function: Callable[[np.ndarray], np.ndarray]  # the link itself: mean -> linear predictor
+
+    def stan(self, eta: str) -> str:
+        """The Stan expression of the mean for the linear predictor ``eta``."""
+        return self.stan_inverse.format(eta)
+
+
+def _cloglog_inverse(eta: np.ndarray) -> np.ndarray:
+    return -np.expm1(-np.exp(np.clip(eta, -30, 30)))
+
+
+LINKS = {
+    link.name: link
+    for link in (
+        Link("identity", "{}", lambda eta: eta, np.ones_like, lambda mu: mu),
+        Link("log", "exp({})", lambda eta: np.exp(np.clip(eta, -30, 30)),
+             lambda eta: np.exp(np.clip(eta, -30, 30)), np.log),
+        Link("logit", "inv_logit({})", special.expit, lambda eta: special.expit(eta) * special.expit(-eta),
+             special.logit),
+        Link("probit", "Phi({})", special.ndtr, lambda eta: stats.norm.pdf(eta), special.ndtri),
+        Link("cloglog", "inv_cloglog({})", _cloglog_inverse,
+             lambda eta: np.exp(np.clip(eta, -30, 30) - np.exp(np.clip(eta, -30, 30))),
+             lambda mu: np.log(-np.log1p(-mu))),
+        Link("sqrt", "square({})", np.square, lambda eta: 2 * eta, np.sqrt),
+        Link("inverse", "inv({})", lambda eta: 1 / eta, lambda eta: -1 / eta**2, lambda mu: 1 / mu),
+    )
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Dpar:
+    """A distributional parameter besides ``mu`` (brms's name), a prior class of its own."""
+
+    name: str
+    description: str
+    lower: float | None = None
+    upper: float | None = None
+    default_prior: str | Callable[[np.ndarray], str] = "student_t(3, 0, 2.5)"
+    link: str = "log"  # for a later ``dpar ~ formula``
+
+    def bounds(self) -> str:
+        parts = [f"lower={self.lower:g}" if self.lower is not None else "",
+                 f"upper={self.upper:g}" if self.upper is not None else ""]  # fmt: skip
+        inside = ", ".join(p for p in parts if p)
+        return f"<{inside}>" if inside else ""
+
+    def prior_for(self, y: np.ndarray) -> str:
+        return self.default_prior(y) if callable(self.default_prior) else self.default_prior
+
+
+#: Response kinds: how the response is checked and declared in Stan.
+RESPONSE_DECLARATIONS = {
+    "real": "vector[N] Y;  // response",
+    "binary": "array[N] int<lower=0, upper=1> Y;  // response",
+    "count": "array[N] int<lower=0> Y;  // response",
+    "binomial": "array[N] int<lower=0> Y;  // successes\n"
+    "  array[N] int<lower=0> trials;  // number of trials",
+}
+
+
+@dataclass(frozen=True)
 class Family:
-    """A response distribution with its (canonical) link; get one with :func:`get_family`.
+    """A response distribution with its link; get one with :func:`get_family`.
 
     Attributes
     ----------
     name : str
-        ``"gaussian"``, ``"bernoulli"``, ``"poisson"`` or ``"binomial"``.
+        The family (``"gaussian"``, ``"bernoulli"``, ``"poisson"``, ``"binomial"``).
     link : str
-        The link function (``"identity"``, ``"logit"``, ``"log"``).
-    has_sigma : bool
-        Whether the family has a residual sd (``sigma``).
+        The link in use; ``links`` lists those allowed, the first being the default.
+    dpars : tuple of Dpar
+        Distributional parameters besides ``mu`` (``sigma`` for gaussian).
+    response : str
+        The kind of response: ``"real"``, ``"binary"``, ``"count"`` or ``"binomial"``.
 
     Notes
     -----
-    ``template`` names the Jinja template under ``templates/families/`` that declares the
-    response, the family's own parameters and the likelihood. ``prior_location`` and
-    ``prior_scale`` give brms's default intercept location and scale (link scale) for a
-    response; the scale also serves the half-Student-t priors on sd and sigma.
+    ``glm_links`` are the links whose likelihood the template writes with Stan's ``*_glm``
+    function (the population part enters it as ``Xc * b``); for any other link the program
+    adds ``Xc * b`` to ``mu`` itself. ``intercept_location`` and ``intercept_scale`` give
+    brms's default intercept prior (link scale) and the scale of the half-t priors on sd.
+    ``log_density``, ``random``, ``mean`` and ``variance`` take the response-scale mean and
+    the dpars by name.
     """
 
     name: str
-    link: str
-    has_sigma: bool
-    prior_location: Callable[[np.ndarray], float]
-    prior_scale: Callable[[np.ndarray], float]
+    links: tuple[str, ...]
+    response: str
+    intercept_location: Callable[[np.ndarray, Link], float]
+    intercept_scale: Callable[[np.ndarray, Link], float]
+    log_density: Callable[..., np.ndarray]
+    random: Callable[..., np.ndarray]
+    mean: Callable[..., np.ndarray]
+    variance: Callable[..., np.ndarray]
+    dpars: tuple[Dpar, ...] = ()
+    glm_links: tuple[str, ...] = ()
+    link: str = ""
+    description: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.link:
+            object.__setattr__(self, "link", self.links[0])
+
+    def __reduce__(self):
+        """Pickled by name and link: a registry entry, found again by :func:`get_family`."""
+        return (get_family, (self.name, self.link))
+
+    def __call__(self, link: str | None = None) -> Family:
+        """This family with ``link`` (its default when None): ``lf.families.Bernoulli("probit")``."""
+        if link is None:
+            return replace(self, link=self.links[0])
+        if link not in self.links:
+            raise ArgumentError(
+                f"family {self.name!r} has no link {link!r}; its links are {', '.join(self.links)}"
+            )
+        return replace(self, link=link)
 
     @property
     def template(self) -> str:
         """The family's Jinja template, under ``templates/``."""
         return f"families/{self.name}.stan.j2"
+
+    @property
+    def link_function(self) -> Link:
+        """The :class:`Link` in use."""
+        return LINKS[self.link]
+
+    @property
+    def uses_glm(self) -> bool:
+        """Whether the template adds the population part itself (Stan's ``*_glm`` functions)."""
+        return self.link in self.glm_links
+
+    @property
+    def has_sigma(self) -> bool:
+        """Whether the family has a residual sd (``sigma``)."""
+        return any(dpar.name == "sigma" for dpar in self.dpars)
+
+    def response_declaration(self) -> str:
+        """The Stan data declaration(s) of the response."""
+        return RESPONSE_DECLARATIONS[self.response]
+
+    def prior_location(self, y: np.ndarray) -> float:
+        """brms's default location of the intercept prior for the response ``y`` (link scale).
+
+        Parameters
+        ----------
+        y : numpy.ndarray
+            The response.
+        """
+        return self.intercept_location(y, self.link_function)
+
+    def prior_scale(self, y: np.ndarray) -> float:
+        """brms's default scale of the intercept prior and of the half-t priors on sd, for ``y``.
+
+        Parameters
+        ----------
+        y : numpy.ndarray
+            The response.
+        """
+        return self.intercept_scale(y, self.link_function)
 
     def __str__(self) -> str:
         return f"{self.name} ({self.link} link)"
@@ -52,58 +199,111 @@ def r_mad(values: np.ndarray) -> float:
     return 1.4826 * float(np.median(np.abs(values - np.median(values))))
 
 
-def _median(y: np.ndarray) -> float:
-    return round(float(np.median(y)), 1)
-
-
-def _log_median(y: np.ndarray) -> float:
+def _median_on_link(y: np.ndarray, link: Link) -> float:
+    """brms: the intercept prior sits at the link of the response's median (0 when undefined)."""
     median = float(np.median(y))
-    return round(float(np.log(median)), 1) if median > 0 else 0.0
-
-
-def _mad_at_least_2_5(y: np.ndarray) -> float:
-    return max(2.5, round(r_mad(y), 1))
-
-
-def _zero(y: np.ndarray) -> float:
+    if link.name == "identity":
+        return round(median, 1)
+    if link.name == "log":
+        return round(float(np.log(median)), 1) if median > 0 else 0.0
+    if link.name == "sqrt":
+        return round(float(np.sqrt(median)), 1) if median >= 0 else 0.0
     return 0.0
 
 
-def _two_and_a_half(y: np.ndarray) -> float:
+def _mad_on_link(y: np.ndarray, link: Link) -> float:
+    """brms: 2.5, or the response's mad when larger (identity link)."""
+    if link.name != "identity":
+        return 2.5
+    return max(2.5, round(r_mad(y), 1))
+
+
+def _zero(y: np.ndarray, link: Link) -> float:
+    return 0.0
+
+
+def _two_and_a_half(y: np.ndarray, link: Link) -> float:
     return 2.5
 
 
-GAUSSIAN = Family("gaussian", "identity", True, _median, _mad_at_least_2_5)
-BERNOULLI = Family("bernoulli", "logit", False, _zero, _two_and_a_half)
-POISSON = Family("poisson", "log", False, _log_median, _two_and_a_half)
-BINOMIAL = Family("binomial", "logit", False, _zero, _two_and_a_half)
+def _sigma_prior(y: np.ndarray) -> str:
+    return f"student_t(3, 0, {max(2.5, round(r_mad(y), 1)):g})"
 
+
+SIGMA = Dpar("sigma", "residual standard deviation", lower=0, default_prior=_sigma_prior)
+
+
+def _size(trials):
+    return 1 if trials is None else trials
+
+
+GAUSSIAN = Family(
+    "gaussian", ("identity", "log"), "real", _median_on_link, _mad_on_link,
+    log_density=lambda y, mu, sigma, trials=None: stats.norm.logpdf(y, mu, sigma),
+    random=lambda rng, mu, sigma, trials=None: rng.normal(mu, sigma),
+    mean=lambda mu, sigma=None, trials=None: mu,
+    variance=lambda mu, sigma, trials=None: np.broadcast_to(np.square(sigma), np.shape(mu)),
+    dpars=(SIGMA,), glm_links=("identity",), description="normal response",
+)  # fmt: skip
+BERNOULLI = Family(
+    "bernoulli", ("logit", "probit", "cloglog"), "binary", _zero, _two_and_a_half,
+    log_density=lambda y, mu, trials=None: stats.bernoulli.logpmf(y, mu),
+    random=lambda rng, mu, trials=None: rng.binomial(1, mu),
+    mean=lambda mu, trials=None: mu,
+    variance=lambda mu, trials=None: mu * (1 - mu),
+    glm_links=("logit",), description="0/1 response",
+)  # fmt: skip
+POISSON = Family(
+    "poisson", ("log", "identity", "sqrt"), "count", _median_on_link, _two_and_a_half,
+    log_density=lambda y, mu, trials=None: stats.poisson.logpmf(y, mu),
+    random=lambda rng, mu, trials=None: rng.poisson(mu),
+    mean=lambda mu, trials=None: mu,
+    variance=lambda mu, trials=None: mu,
+    glm_links=("log",), description="counts",
+)  # fmt: skip
+BINOMIAL = Family(
+    "binomial", ("logit", "probit", "cloglog"), "binomial", _zero, _two_and_a_half,
+    log_density=lambda y, mu, trials=None: stats.binom.logpmf(y, _size(trials), mu),
+    random=lambda rng, mu, trials=None: rng.binomial(_size(trials), mu),
+    mean=lambda mu, trials=None: _size(trials) * mu,
+    variance=lambda mu, trials=None: _size(trials) * mu * (1 - mu),
+    glm_links=("logit",), description="successes out of trials",
+)  # fmt: skip
+
+#: Every family, by name.
 FAMILIES = {family.name: family for family in (GAUSSIAN, BERNOULLI, POISSON, BINOMIAL)}
+# lf.families.Gaussian(), lf.families.Bernoulli("probit"), ...: the registry entries are callable
+Gaussian, Bernoulli, Poisson, Binomial = GAUSSIAN, BERNOULLI, POISSON, BINOMIAL
 
 
-def get_family(family: str | Family) -> Family:
-    """The :class:`Family` called ``family`` (case-insensitive), or a Family passed through.
+def get_family(family: str | Family, link: str | None = None) -> Family:
+    """The :class:`Family` called ``family`` (case-insensitive), with ``link``.
 
     Parameters
     ----------
     family : str or Family
-        ``"gaussian"``, ``"bernoulli"``, ``"poisson"`` or ``"binomial"``.
+        ``"gaussian"``, ``"bernoulli"``, ``"poisson"`` or ``"binomial"``, or a Family (e.g.
+        ``lf.families.Bernoulli("probit")``).
+    link : str, optional
+        One of the family's links (default: its first, canonical one).
 
     Raises
     ------
     ArgumentError
-        For any other name, or a Family lmmformula does not know.
+        For any other name or link, or a Family lmmformula does not know.
     """
+    names = ", ".join(f"{name} ({', '.join(f.links)})" for name, f in FAMILIES.items())
     if isinstance(family, Family):
-        if FAMILIES.get(family.name) != family:
+        known = FAMILIES.get(family.name)
+        if known is None or replace(known, link=family.link) != family:
             raise ArgumentError(
                 f"family={family.name!r}: custom families are not supported yet; choose one of "
-                f"{', '.join(sorted(FAMILIES))} (by name or as lf.get_family(name))"
+                f"{names} (by name or as lf.families.<Name>(link))"
             )
-        return family
+        return family if link is None else family(link)
     if isinstance(family, str) and family.lower() in FAMILIES:
-        return FAMILIES[family.lower()]
-    raise ArgumentError(f"family={family!r} is not supported; choose one of {', '.join(sorted(FAMILIES))}")
+        return FAMILIES[family.lower()](link)
+    raise ArgumentError(f"family={family!r} is not supported; the families (and their links) are {names}")
 
 
 @dataclass(frozen=True)
@@ -123,7 +323,7 @@ def make_response(family: Family, columns: dict[str, np.ndarray]) -> Response:
     if len(names) == 2:
         return _binomial_from_cbind(family, names, columns)
     name, values = names[0], columns[names[0]]
-    if family == BINOMIAL:
+    if family.response == "binomial":
         if not _is_binary(values):
             raise DataError(
                 f"response {name!r}: the binomial family needs 'cbind(successes, failures) ~ ...' "
@@ -131,7 +331,7 @@ def make_response(family: Family, columns: dict[str, np.ndarray]) -> Response:
             )
         binary = values.astype(np.int64)
         return Response(y=binary, trials=np.ones_like(binary))
-    if family == BERNOULLI:
+    if family.response == "binary":
         if not _is_binary(values):
             found = np.unique(values)[:5]
             raise DataError(
@@ -139,8 +339,8 @@ def make_response(family: Family, columns: dict[str, np.ndarray]) -> Response:
                 f"two levels); found {found.tolist()}"
             )
         return Response(y=values.astype(np.int64))
-    if family == POISSON:
-        return Response(y=_counts(name, values, "poisson"))
+    if family.response == "count":
+        return Response(y=_counts(name, values, family.name))
     if len(values) and np.ptp(values) == 0:
         raise DataError(
             f"response {name!r} is constant (every value is {values[0]:g}); a {family.name} model needs a "
@@ -150,7 +350,7 @@ def make_response(family: Family, columns: dict[str, np.ndarray]) -> Response:
 
 
 def _binomial_from_cbind(family: Family, names: list[str], columns: dict) -> Response:
-    if family != BINOMIAL:
+    if family.response != "binomial":
         raise DataError(f"cbind({', '.join(names)}) is a binomial response; pass family='binomial'")
     successes = _counts(names[0], columns[names[0]], "binomial")
     failures = _counts(names[1], columns[names[1]], "binomial")

@@ -185,7 +185,7 @@ class Fit:
         family = self.model.family
         header = (
             ("Family", family.name),
-            ("Links", f"mu = {family.link}" + ("; sigma = identity" if family.has_sigma else "")),
+            ("Links", "; ".join([f"mu = {family.link}", *(f"{d.name} = identity" for d in family.dpars)])),
             ("Formula", self.model.formula),
             ("Data", f"{self.model.nobs} observations" + _dropped(self.model)),
             (

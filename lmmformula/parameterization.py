@@ -33,7 +33,7 @@ from scipy.stats import chi2
 
 from .design import Design
 from .errors import ArgumentError
-from .families import GAUSSIAN, POISSON, Family
+from .families import Family
 
 PARAMETERIZATIONS = ("auto", "centered", "noncentered")
 
@@ -188,8 +188,8 @@ def _check_explicit(entry: BlockParameterization, columns, coefficients, factor:
 def block_information(design: Design) -> list[np.ndarray]:
     """Per block, the information ratio of each of its columns (see :func:`information_ratios`)."""
     weights, residuals = _working_residuals(design)
-    gaussian = design.spec.family == GAUSSIAN
-    return [information_ratios(Z, J, weights, residuals, gaussian) for Z, J in zip(design.Z, design.J)]
+    dispersion = design.spec.family.has_sigma
+    return [information_ratios(Z, J, weights, residuals, dispersion) for Z, J in zip(design.Z, design.J)]
 
 
 def assign_centers(
@@ -260,38 +260,56 @@ def information_ratios(
 
 
 def _working_residuals(design: Design) -> tuple[np.ndarray, np.ndarray]:
-    """IRLS fit of the fixed part alone: its working weights and working residuals."""
+    """IRLS fit of the fixed part alone: its working weights and working residuals.
+
+    Generic over families: the family's mean and variance functions and its link give the
+    weights ``(d mean / d eta)**2 / variance``; distributional parameters are taken as 1 (for a
+    family with a residual sd, :func:`information_ratios` estimates the dispersion itself).
+    """
     family: Family = design.spec.family
+    link = family.link_function
     X = design.X
     if design.spec.has_intercept:
         X = np.column_stack([np.ones(design.n), X])
     y = design.response.y.astype(float)
     trials = design.response.trials
-    n = trials.astype(float) if trials is not None else np.ones_like(y)
-    if family == GAUSSIAN:
-        beta = np.linalg.lstsq(X, y, rcond=None)[0] if X.shape[1] else np.zeros(0)
-        eta = X @ beta if X.shape[1] else np.zeros_like(y)
-        return np.ones_like(y), y - eta
-    if family == POISSON:
-        eta = np.log(y + 0.5)
-    else:
-        eta = np.log((y + 0.5) / (n - y + 0.5))
+    dpars = {dpar.name: 1.0 for dpar in family.dpars}
+
+    def mean_of(eta: np.ndarray) -> np.ndarray:
+        return np.asarray(family.mean(link.inverse(eta), **dpars, trials=trials), dtype=float)
+
+    def weights_and_residuals(eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        step = 1e-5
+        slope = (mean_of(eta + step) - mean_of(eta - step)) / (2 * step)
+        slope = np.where(np.abs(slope) < 1e-8, 1e-8, slope)
+        variance = np.asarray(family.variance(link.inverse(eta), **dpars, trials=trials), dtype=float)
+        weights = np.maximum(slope**2 / np.maximum(variance, 1e-12), 1e-8)
+        return weights, (y - mean_of(eta)) / slope
+
+    eta = _starting_eta(family, y, trials) if X.shape[1] else np.zeros_like(y)
     for _ in range(25):
-        mean, weights = _mean_and_weights(family, eta, n)
-        working = eta + (y - mean) / weights
         if not X.shape[1]:
-            eta = np.zeros_like(y)
             break
+        weights, residuals = weights_and_residuals(eta)
+        working = eta + residuals
         root = np.sqrt(weights)
-        beta = np.linalg.lstsq(X * root[:, None], working * root, rcond=None)[0]
+        with np.errstate(all="ignore"):
+            beta = np.linalg.lstsq(X * root[:, None], working * root, rcond=None)[0]
         eta = X @ beta
-    mean, weights = _mean_and_weights(family, eta, n)
-    return weights, (y - mean) / weights
+    return weights_and_residuals(eta)
 
 
-def _mean_and_weights(family: Family, eta: np.ndarray, n: np.ndarray):
-    if family == POISSON:
-        mean = np.exp(np.clip(eta, -30, 30))
-        return mean, np.maximum(mean, 1e-8)
-    p = 1 / (1 + np.exp(-np.clip(eta, -30, 30)))
-    return n * p, np.maximum(n * p * (1 - p), 1e-8)
+def _starting_eta(family: Family, y: np.ndarray, trials: np.ndarray | None) -> np.ndarray:
+    """The link of the response, nudged off the edges of its range (0 counts, 0/1 outcomes)."""
+    link = family.link_function
+    with np.errstate(all="ignore"):
+        if family.response in ("binary", "binomial"):
+            n = trials.astype(float) if trials is not None else np.ones_like(y)
+            eta = link.function((y + 0.5) / (n + 1.0))
+        elif family.response == "count":
+            eta = link.function(y + 0.5)
+        else:
+            eta = link.function(y)
+    if not np.isfinite(eta).all():  # e.g. log of a non-positive gaussian response: start flat
+        eta = np.full_like(y, float(np.nanmedian(eta[np.isfinite(eta)])) if np.isfinite(eta).any() else 0.0)
+    return eta

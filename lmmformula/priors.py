@@ -149,7 +149,7 @@ def parse_prior(text: str, parameter_class: str) -> Prior:
         raise PriorError(f"{where}: {text!r} is not a distribution call such as 'normal(0, 5)'")
     name, inner = match.groups()
     distribution = DISTRIBUTIONS.get(_ALIASES.get(name, name))
-    suits = _SUPPORTS[parameter_class]
+    suits = _SUPPORTS.get(parameter_class, ("real", "positive"))  # a family's dpar: positive
     if distribution is None:
         known = [d.name for d in DISTRIBUTIONS.values() if d.support in suits]
         close = difflib.get_close_matches(name.lower(), [*DISTRIBUTIONS, *_ALIASES], n=1)
@@ -159,7 +159,8 @@ def parse_prior(text: str, parameter_class: str) -> Prior:
         )
     if distribution.support not in suits:
         raise PriorError(
-            f"{where}: {text!r} does not suit {parameter_class!r}: {_SUIT_HINT[parameter_class]}"
+            f"{where}: {text!r} does not suit {parameter_class!r}: "
+            f"{_SUIT_HINT.get(parameter_class, _SUIT_HINT['sigma'])}"
         )
     pieces = [piece.strip() for piece in inner.split(",")] if inner.strip() else []
     signature = f"{name}({', '.join(distribution.arguments)})"
@@ -198,8 +199,8 @@ def default_priors(family: Family, y: np.ndarray) -> dict[str, Prior]:
         "sd": Prior("student_t", (3.0, 0.0, scale)),
         "cor": Prior("lkj_corr_cholesky", (1.0,)),
     }
-    if family.has_sigma:
-        priors["sigma"] = Prior("student_t", (3.0, 0.0, scale))
+    for dpar in family.dpars:  # the family's own parameters, with brms's defaults from the registry
+        priors[dpar.name] = parse_prior(dpar.prior_for(y), dpar.name)
     return priors
 
 
@@ -219,7 +220,7 @@ def resolve_priors(
     priors = default_priors(family, y)
     for parameter_class, text in (user or {}).items():
         if parameter_class not in priors:
-            known = ", ".join(repr(p) for p in PRIOR_CLASSES if p in priors)
+            known = ", ".join(repr(p) for p in priors)
             raise PriorError(
                 f"priors: unknown parameter class {parameter_class!r} for the {family.name} "
                 f"family; use one of {known}"

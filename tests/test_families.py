@@ -1,0 +1,115 @@
+"""Every family x link of the registry, with no family named in the test bodies."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import lmmformula as lf
+from lmmformula.families import FAMILIES, LINKS
+from lmmformula.parameterization import block_information
+from lmmformula.stanc import check_program
+
+FAMILY_LINKS = [(name, link) for name, family in FAMILIES.items() for link in family.links]
+FORMULAS = {
+    "no group term": "y ~ x",
+    "correlated": "y ~ x + (x | g)",
+    "uncorrelated": "y ~ x + (1 | g) + (0 + x | h)",
+    "intercept only": "y ~ 1 + (1 | g)",
+}
+
+
+def simulate(family: lf.Family, n: int = 300, seed: int = 1, group_sd: float = 0.5) -> pd.DataFrame:
+    """Data from the family itself: its link, its random draws, group effects on g."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    g = rng.integers(0, 12, size=n)
+    h = rng.integers(0, 8, size=n)
+    eta_scale = {"identity": 1.0, "sqrt": 1.0, "log": 0.3, "inverse": 0.05}.get(family.link, 0.8)
+    base = {"identity": 5.0, "sqrt": 2.5, "log": 1.0, "inverse": 1.0}.get(family.link, 0.0)
+    eta = base + eta_scale * (0.5 * x + rng.normal(0, group_sd, 12)[g])
+    mu = family.link_function.inverse(eta)
+    trials = rng.integers(3, 10, size=n) if family.response == "binomial" else None
+    dpars = {dpar.name: 1.0 for dpar in family.dpars}
+    y = family.random(rng, mu, **dpars, trials=trials)
+    frame = pd.DataFrame({"x": x, "g": [f"g{v}" for v in g], "h": [f"h{v}" for v in h], "y": y})
+    if trials is not None:
+        frame["failures"] = trials - y
+    return frame
+
+
+def formula_for(family: lf.Family, formula: str) -> str:
+    return formula.replace("y ~", "cbind(y, failures) ~", 1) if family.response == "binomial" else formula
+
+
+@pytest.mark.parametrize("name,link", FAMILY_LINKS)
+@pytest.mark.parametrize("structure", list(FORMULAS))
+def test_every_family_and_link_renders_a_program_stanc_accepts(name, link, structure):
+    family = lf.get_family(name, link=link)
+    data = simulate(family)
+    model = lf.Model(formula_for(family, FORMULAS[structure]), data, family=family)
+    check_program(model.stan_code)
+    assert f"family: {name} ({link} link)" in model.stan_code
+    for dpar in family.dpars:  # declared, with a prior from the registry
+        assert f" {dpar.name};" in model.stan_code and f"  {dpar.name} ~ " in model.stan_code
+    if not family.uses_glm and "x" in FORMULAS[structure]:
+        assert "mu += Xc * b;" in model.stan_code  # the whole linear predictor before the likelihood
+    assert model.stan_data["N"] == len(data)
+
+
+@pytest.mark.parametrize("name,link", FAMILY_LINKS)
+def test_auto_rule_decides_for_every_family_and_link(name, link):
+    """Working weights from the registry's mean and variance: rich groups are well informed."""
+    family = lf.get_family(name, link=link)
+    data = simulate(family, n=1200, group_sd=2.0)
+    rich = lf.Model(formula_for(family, "y ~ x + (1 | g)"), data, family=family)
+    ratios = block_information(rich._design)[0]
+    assert np.isfinite(ratios).all() and ratios[0] > 0
+    assert rich.parameterizations[0].centered  # 100 rows a group, large effects
+    poor = simulate(family, n=300, group_sd=0.3)
+    poor["g"] = [f"p{i // 2}" for i in range(len(poor))]  # 150 groups of 2 rows, small effects
+    model = lf.Model(formula_for(family, "y ~ x + (1 | g)"), poor, family=family)
+    assert not model.parameterizations[0].centered
+
+
+@pytest.mark.parametrize("name,link", FAMILY_LINKS)
+def test_random_draws_have_the_registry_mean_and_variance(name, link):
+    family = lf.get_family(name, link=link)
+    rng = np.random.default_rng(7)
+    mu = family.link_function.inverse(
+        np.full(200_000, {"log": 1.0, "identity": 3.0, "sqrt": 1.5}.get(link, 0.3))
+    )
+    trials = np.full(mu.shape, 6) if family.response == "binomial" else None
+    dpars = {dpar.name: 1.3 for dpar in family.dpars}
+    draws = family.random(rng, mu, **dpars, trials=trials)
+    mean = np.mean(family.mean(mu, **dpars, trials=trials))
+    variance = np.mean(family.variance(mu, **dpars, trials=trials))
+    assert abs(draws.mean() - mean) < 5 * np.sqrt(variance / draws.size)
+    assert abs(draws.var() / variance - 1) < 0.02
+    # the log density is a density: its exponential sums (integer support) or integrates to ~1
+    density = np.exp(
+        family.log_density(draws[:1000], mu[:1000], **dpars, trials=None if trials is None else trials[:1000])
+    )
+    assert np.all((density > 0) & np.isfinite(density))
+
+
+def test_links_and_names():
+    assert lf.get_family("Bernoulli", link="probit").link == "probit"
+    assert lf.families.Bernoulli("cloglog") == lf.get_family("bernoulli", "cloglog")
+    assert lf.get_family("poisson").link == "log"  # the first link is the default
+    with pytest.raises(lf.ArgumentError, match="links are logit, probit, cloglog"):
+        lf.get_family("bernoulli", link="log")
+    with pytest.raises(lf.ArgumentError, match=r"gaussian \(identity, log\)"):
+        lf.get_family("gamma-ish")
+    probit = lf.families.Binomial("probit")
+    assert pickle.loads(pickle.dumps(probit)) == probit  # by name and link
+    for link in LINKS.values():  # each link's inverse undoes it, and its derivative is the inverse's
+        mu = np.linspace(0.2, 0.8, 7)
+        eta = link.function(mu)
+        assert np.allclose(link.inverse(eta), mu)
+        step = 1e-6
+        numeric = (link.inverse(eta + step) - link.inverse(eta - step)) / (2 * step)
+        assert np.allclose(link.derivative(eta), numeric, rtol=1e-4)
