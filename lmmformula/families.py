@@ -51,6 +51,7 @@ LINKS = {
         Link("cloglog", "inv_cloglog({})", _cloglog_inverse,
              lambda eta: np.exp(np.clip(eta, -30, 30) - np.exp(np.clip(eta, -30, 30))),
              lambda mu: np.log(-np.log1p(-mu))),
+        # as in brms, square(eta) cannot tell eta from -eta: near zero the posterior can be bimodal
         Link("sqrt", "square({})", np.square, lambda eta: 2 * eta, np.sqrt),
         Link("inverse", "inv({})", lambda eta: 1 / eta, lambda eta: -1 / eta**2, lambda mu: 1 / mu),
     )

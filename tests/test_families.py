@@ -113,3 +113,26 @@ def test_links_and_names():
         step = 1e-6
         numeric = (link.inverse(eta + step) - link.inverse(eta - step)) / (2 * step)
         assert np.allclose(link.derivative(eta), numeric, rtol=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,link", [("bernoulli", "probit"), ("gaussian", "log")])
+def test_non_canonical_links_recover_the_simulation(name, link):
+    """The inverse link in the likelihood, Xc * b added to mu by the program: a simulation with known
+    slope (0.5 on the link scale) and group sd (0.8) is recovered within the 99 % intervals."""
+    family = lf.get_family(name, link=link)
+    rng = np.random.default_rng(11)
+    n, groups = 600, 30
+    x = rng.normal(size=n)
+    g = rng.integers(0, groups, size=n)
+    intercept = {"probit": 0.2, "log": 2.0}[link]
+    eta = intercept + 0.5 * x + rng.normal(0, 0.8, groups)[g]
+    dpars = {dpar.name: 1.0 for dpar in family.dpars}
+    y = family.random(rng, family.link_function.inverse(eta), **dpars)
+    data = pd.DataFrame({"y": y, "x": x, "g": [f"g{v}" for v in g]})
+    fit = lf.Model("y ~ x + (1 | g)", data, family=family).fit(seed=2, progress=False)
+    assert int(fit.sampler["divergent__"].sum()) == 0
+    slope = fit.fixef(probs=(0.005, 0.995)).loc["x"]
+    assert slope["Q0.5"] < 0.5 < slope["Q99.5"]
+    sd = fit.varcorr(probs=(0.005, 0.995)).loc[("g", "sd(Intercept)")]
+    assert sd["Q0.5"] < 0.8 < sd["Q99.5"]
