@@ -181,7 +181,7 @@ class Fit:
             (factor, count, self._table({s.label: s.draws for s in scales if s.group == factor}, probs, prob))
             for factor, count in levels.items()
         )
-        family_rows = {s.label: s.draws for s in scales if s.kind == "sigma"}
+        family_rows = {s.label: s.draws for s in scales if s.kind == "dpar"}
         family = self.model.family
         header = (
             ("Family", family.name),

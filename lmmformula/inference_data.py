@@ -19,7 +19,8 @@ _SAMPLE_STATS = {
 
 
 def to_inference_data(fit) -> az.InferenceData:
-    """posterior: each population-level coefficient (the real intercept), sigma,
+    """posterior: each population-level coefficient (the real intercept), the family's own
+    parameters (sigma, shape, ...),
     ``sd_<group>`` (dim ``<group>__term``), ``cor_<group>`` (dim ``<group>__pair``) and
     ``r_<group>`` (dims ``<group>``, ``<group>__term``); sample_stats; observed_data."""
     spec = fit.model.design
@@ -27,8 +28,8 @@ def to_inference_data(fit) -> az.InferenceData:
     coords: dict[str, list] = {}
     dims: dict[str, list[str]] = {}
     varcorr = results.varcorr_draws(spec, fit.posterior)
-    if ("Residual", "sigma") in varcorr:
-        posterior["sigma"] = varcorr[("Residual", "sigma")]
+    for dpar in spec.family.dpars:  # sigma, shape, nu, phi: under brms's names
+        posterior[dpar.name] = fit.posterior[dpar.name]
     for group in results.ranef_draws(spec, fit.posterior).values():
         name = group.factor
         term_dim, pair_dim = f"{name}__term", f"{name}__pair"

@@ -75,22 +75,23 @@ def coef_draws(spec: DesignSpec, posterior: dict) -> dict[str, GroupDraws]:
 
 @dataclass(frozen=True, eq=False)
 class ScaleDraws:
-    """One sd (one term) or correlation (two terms) of a grouping factor, or sigma."""
+    """One sd (one term) or correlation (two terms) of a grouping factor, or a family's own
+    parameter (kind "dpar", its name the one term: sigma, shape, nu, phi)."""
 
-    group: str  # grouping factor, or "Residual" for sigma
-    kind: str  # "sd", "cor" or "sigma"
+    group: str  # grouping factor; "Residual" for sigma, "Family" for the other dpars
+    kind: str  # "sd", "cor" or "dpar"
     terms: tuple[str, ...]
     draws: np.ndarray  # (chain, draw)
 
     @property
     def label(self) -> str:
-        """lme4/brms's label: sd(x), cor(Intercept,x), sigma."""
-        return "sigma" if self.kind == "sigma" else f"{self.kind}({','.join(self.terms)})"
+        """lme4/brms's label: sd(x), cor(Intercept,x), sigma, shape."""
+        return self.terms[0] if self.kind == "dpar" else f"{self.kind}({','.join(self.terms)})"
 
     @property
     def brms_name(self) -> str:
-        """brms's variable name: sd_group__x, cor_group__Intercept__x, sigma."""
-        return "sigma" if self.kind == "sigma" else "__".join((f"{self.kind}_{self.group}", *self.terms))
+        """brms's variable name: sd_group__x, cor_group__Intercept__x, sigma, shape."""
+        return self.terms[0] if self.kind == "dpar" else "__".join((f"{self.kind}_{self.group}", *self.terms))
 
 
 def scale_draws(spec: DesignSpec, posterior: dict) -> list[ScaleDraws]:
@@ -105,14 +106,19 @@ def scale_draws(spec: DesignSpec, posterior: dict) -> list[ScaleDraws]:
                 for a in range(len(columns))
                 for b in range(a + 1, len(columns))
             ]
-    if spec.family.has_sigma:
-        out.append(ScaleDraws("Residual", "sigma", (), posterior["sigma"]))
+    for dpar in spec.family.dpars:
+        group = "Residual" if dpar.name == "sigma" else "Family"
+        out.append(ScaleDraws(group, "dpar", (dpar.name,), posterior[dpar.name]))
     return out
 
 
 def varcorr_draws(spec: DesignSpec, posterior: dict) -> dict[tuple[str, str], np.ndarray]:
     """Standard deviations and correlations, keyed (group, "sd(term)" / "cor(a,b)" / "sigma")."""
-    return {(scale.group, scale.label): scale.draws for scale in scale_draws(spec, posterior)}
+    return {
+        (scale.group, scale.label): scale.draws
+        for scale in scale_draws(spec, posterior)
+        if scale.group != "Family"  # lme4's VarCorr: sds, correlations and the residual sd only
+    }
 
 
 def readable_draws(spec: DesignSpec, posterior: dict) -> dict[str, np.ndarray]:
