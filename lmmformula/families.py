@@ -68,6 +68,7 @@ class Dpar:
     upper: float | None = None
     default_prior: str | Callable[[np.ndarray], str] = "student_t(3, 0, 2.5)"
     link: str = "log"  # for a later ``dpar ~ formula``
+    typical: float = 1.0  # a plausible value, for the auto rule's working weights
 
     def bounds(self) -> str:
         parts = [f"lower={self.lower:g}" if self.lower is not None else "",
@@ -86,6 +87,8 @@ RESPONSE_DECLARATIONS = {
     "count": "array[N] int<lower=0> Y;  // response",
     "binomial": "array[N] int<lower=0> Y;  // successes\n"
     "  array[N] int<lower=0> trials;  // number of trials",
+    "positive": "vector<lower=0>[N] Y;  // response (positive)",
+    "unit": "vector<lower=0, upper=1>[N] Y;  // response (between 0 and 1)",
 }
 
 
@@ -96,7 +99,7 @@ class Family:
     Attributes
     ----------
     name : str
-        The family (``"gaussian"``, ``"bernoulli"``, ``"poisson"``, ``"binomial"``).
+        The family (``"gaussian"``, ``"bernoulli"``, ``"negbinomial"``, ...; see ``FAMILIES``).
     link : str
         The link in use; ``links`` lists those allowed, the first being the default.
     dpars : tuple of Dpar
@@ -111,7 +114,8 @@ class Family:
     adds ``Xc * b`` to ``mu`` itself. ``intercept_location`` and ``intercept_scale`` give
     brms's default intercept prior (link scale) and the scale of the half-t priors on sd.
     ``log_density``, ``random``, ``mean`` and ``variance`` take the response-scale mean and
-    the dpars by name.
+    the dpars by name. ``working_scale``, when set, has the ``auto`` rule read the response
+    through it as a gaussian one (lognormal: log y), instead of through ``mean`` and ``variance``.
     """
 
     name: str
@@ -125,6 +129,7 @@ class Family:
     variance: Callable[..., np.ndarray]
     dpars: tuple[Dpar, ...] = ()
     glm_links: tuple[str, ...] = ()
+    working_scale: Callable[[np.ndarray], np.ndarray] | None = None  # auto rule: gaussian on this scale
     link: str = ""
     description: str = field(default="", compare=False)
 
@@ -271,10 +276,93 @@ BINOMIAL = Family(
     glm_links=("logit",), description="successes out of trials",
 )  # fmt: skip
 
+NU = Dpar("nu", "degrees of freedom", lower=1, default_prior="gamma(2, 0.1)", typical=10.0)
+SHAPE = Dpar("shape", "shape parameter", lower=0, default_prior="gamma(0.01, 0.01)")
+PHI = Dpar("phi", "precision parameter", lower=0, default_prior="gamma(0.01, 0.01)", typical=10.0)
+LOG_SIGMA = Dpar("sigma", "sd of log(response)", lower=0, default_prior="student_t(3, 0, 2.5)")
+
+
+def _student_variance(mu, sigma, nu, trials=None):
+    factor = np.where(nu > 2, nu / np.maximum(nu - 2, 1e-9), np.inf)
+    return np.broadcast_to(np.square(sigma) * factor, np.shape(mu))
+
+
+def _weibull_scale(mu, shape):
+    return mu / special.gamma(1 + 1 / shape)
+
+
+STUDENT = Family(
+    "student", ("identity", "log", "inverse"), "real", _median_on_link, _mad_on_link,
+    log_density=lambda y, mu, sigma, nu, trials=None: stats.t.logpdf(y, nu, mu, sigma),
+    random=lambda rng, mu, sigma, nu, trials=None: mu + sigma * rng.standard_t(nu, size=np.shape(mu)),
+    mean=lambda mu, sigma=None, nu=None, trials=None: mu,
+    variance=_student_variance,
+    dpars=(SIGMA, NU), description="heavy-tailed real response (Student-t)",
+)  # fmt: skip
+NEGBINOMIAL = Family(
+    "negbinomial", ("log", "identity", "sqrt"), "count", _median_on_link, _two_and_a_half,
+    log_density=lambda y, mu, shape, trials=None: stats.nbinom.logpmf(y, shape, shape / (shape + mu)),
+    random=lambda rng, mu, shape, trials=None: rng.negative_binomial(shape, shape / (shape + mu)),
+    mean=lambda mu, shape=None, trials=None: mu,
+    variance=lambda mu, shape, trials=None: mu + np.square(mu) / shape,
+    dpars=(SHAPE,), glm_links=("log",), description="overdispersed counts (variance mu + mu^2 / shape)",
+)  # fmt: skip
+GAMMA = Family(
+    "gamma", ("log", "inverse", "identity"), "positive", _median_on_link, _two_and_a_half,
+    log_density=lambda y, mu, shape, trials=None: stats.gamma.logpdf(y, shape, scale=mu / shape),
+    random=lambda rng, mu, shape, trials=None: rng.gamma(shape, mu / shape),
+    mean=lambda mu, shape=None, trials=None: mu,
+    variance=lambda mu, shape, trials=None: np.square(mu) / shape,
+    dpars=(SHAPE,), description="positive response, mean mu and shape",
+)  # fmt: skip
+LOGNORMAL = Family(
+    "lognormal", ("identity",), "positive", lambda y, link: round(float(np.median(np.log(y))), 1),
+    lambda y, link: max(2.5, round(r_mad(np.log(y)), 1)),
+    log_density=lambda y, mu, sigma, trials=None: stats.lognorm.logpdf(y, sigma, scale=np.exp(mu)),
+    random=lambda rng, mu, sigma, trials=None: rng.lognormal(mu, sigma),
+    mean=lambda mu, sigma=1.0, trials=None: np.exp(mu + np.square(sigma) / 2),
+    variance=lambda mu, sigma, trials=None: np.expm1(np.square(sigma)) * np.exp(2 * mu + np.square(sigma)),
+    dpars=(LOG_SIGMA,), working_scale=np.log,
+    description="positive response whose log is normal (mu and sigma on the log scale)",
+)  # fmt: skip
+BETA = Family(
+    "beta", ("logit", "probit", "cloglog"), "unit", _zero, _two_and_a_half,
+    log_density=lambda y, mu, phi, trials=None: stats.beta.logpdf(y, mu * phi, (1 - mu) * phi),
+    random=lambda rng, mu, phi, trials=None: rng.beta(mu * phi, (1 - mu) * phi),
+    mean=lambda mu, phi=None, trials=None: mu,
+    variance=lambda mu, phi, trials=None: mu * (1 - mu) / (1 + phi),
+    dpars=(PHI,), description="proportions strictly between 0 and 1 (mean mu, precision phi)",
+)  # fmt: skip
+EXPONENTIAL = Family(
+    "exponential", ("log", "identity", "inverse"), "positive", _median_on_link, _two_and_a_half,
+    log_density=lambda y, mu, trials=None: stats.expon.logpdf(y, scale=mu),
+    random=lambda rng, mu, trials=None: rng.exponential(mu),
+    mean=lambda mu, trials=None: mu,
+    variance=lambda mu, trials=None: np.square(mu),
+    description="positive response with mean mu",
+)  # fmt: skip
+WEIBULL = Family(
+    "weibull", ("log", "identity", "inverse"), "positive", _median_on_link, _two_and_a_half,
+    log_density=lambda y, mu, shape, trials=None: stats.weibull_min.logpdf(
+        y, shape, scale=_weibull_scale(mu, shape)),
+    random=lambda rng, mu, shape, trials=None: _weibull_scale(mu, shape)
+    * rng.weibull(shape, size=np.shape(mu)),
+    mean=lambda mu, shape=None, trials=None: mu,
+    variance=lambda mu, shape, trials=None: np.square(_weibull_scale(mu, shape))
+    * (special.gamma(1 + 2 / shape) - special.gamma(1 + 1 / shape) ** 2),
+    dpars=(SHAPE,), description="positive response (Weibull, mean mu)",
+)  # fmt: skip
+
 #: Every family, by name.
-FAMILIES = {family.name: family for family in (GAUSSIAN, BERNOULLI, POISSON, BINOMIAL)}
+FAMILIES = {
+    family.name: family
+    for family in (GAUSSIAN, STUDENT, BERNOULLI, BINOMIAL, POISSON, NEGBINOMIAL, GAMMA, LOGNORMAL, BETA,
+                   EXPONENTIAL, WEIBULL)
+}  # fmt: skip
 # lf.families.Gaussian(), lf.families.Bernoulli("probit"), ...: the registry entries are callable
-Gaussian, Bernoulli, Poisson, Binomial = GAUSSIAN, BERNOULLI, POISSON, BINOMIAL
+Gaussian, Student, Bernoulli, Binomial, Poisson = GAUSSIAN, STUDENT, BERNOULLI, BINOMIAL, POISSON
+NegBinomial, Gamma, Lognormal, Beta = NEGBINOMIAL, GAMMA, LOGNORMAL, BETA
+Exponential, Weibull = EXPONENTIAL, WEIBULL
 
 
 def get_family(family: str | Family, link: str | None = None) -> Family:
@@ -283,7 +371,8 @@ def get_family(family: str | Family, link: str | None = None) -> Family:
     Parameters
     ----------
     family : str or Family
-        ``"gaussian"``, ``"bernoulli"``, ``"poisson"`` or ``"binomial"``, or a Family (e.g.
+        A name in ``FAMILIES`` (gaussian, student, bernoulli, binomial, poisson, negbinomial,
+        gamma, lognormal, beta, exponential, weibull), or a Family (e.g.
         ``lf.families.Bernoulli("probit")``).
     link : str, optional
         One of the family's links (default: its first, canonical one).
@@ -342,6 +431,21 @@ def make_response(family: Family, columns: dict[str, np.ndarray]) -> Response:
         return Response(y=values.astype(np.int64))
     if family.response == "count":
         return Response(y=_counts(name, values, family.name))
+    if family.response == "positive" and (values <= 0).any():
+        bad = values[values <= 0]
+        raise DataError(
+            f"response {name!r} has {len(bad)} value(s) <= 0 (e.g. {bad[:3].tolist()}); the {family.name} "
+            "family needs a positive response: remove or shift those rows, or choose another family"
+        )
+    if family.response == "unit" and ((values <= 0) | (values >= 1)).any():
+        rows = np.flatnonzero((values <= 0) | (values >= 1))
+        raise DataError(
+            f"response {name!r} has {len(rows)} value(s) outside the open interval (0, 1) (rows "
+            f"{rows[:5].tolist()}, e.g. {values[rows[:3]].tolist()}); the {family.name} family excludes "
+            "0 and 1 "
+            "(a zero/one-inflated beta family is not available yet): squeeze the values, e.g. "
+            "(y * (n - 1) + 0.5) / n"
+        )
     if len(values) and np.ptp(values) == 0:
         raise DataError(
             f"response {name!r} is constant (every value is {values[0]:g}); a {family.name} model needs a "

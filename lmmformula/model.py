@@ -42,7 +42,10 @@ class Model:
         One row per observation. Never modified. Rows with a missing value in a column
         the formula uses are dropped, with a :class:`DesignWarning` counting them.
     family : str or Family, default "gaussian"
-        ``"gaussian"``, ``"bernoulli"``, ``"poisson"`` or ``"binomial"`` (canonical links).
+        A family name (``"gaussian"``, ``"student"``, ``"bernoulli"``, ``"binomial"``,
+        ``"poisson"``, ``"negbinomial"``, ``"gamma"``, ``"lognormal"``, ``"beta"``,
+        ``"exponential"``, ``"weibull"``; default links) or a Family with its link, e.g.
+        ``lf.get_family("bernoulli", link="probit")``.
     priors : dict, optional
         ``{class: "distribution(numbers)"}`` for the classes ``"Intercept"``, ``"b"``,
         ``"sd"``, ``"sigma"``, ``"cor"``, e.g. ``{"b": "normal(0, 5)", "cor": "lkj(2)"}``.

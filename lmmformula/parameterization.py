@@ -33,7 +33,7 @@ from scipy.stats import chi2
 
 from .design import Design
 from .errors import ArgumentError
-from .families import Family
+from .families import GAUSSIAN, Family
 
 PARAMETERIZATIONS = ("auto", "centered", "noncentered")
 
@@ -188,7 +188,7 @@ def _check_explicit(entry: BlockParameterization, columns, coefficients, factor:
 def block_information(design: Design) -> list[np.ndarray]:
     """Per block, the information ratio of each of its columns (see :func:`information_ratios`)."""
     weights, residuals = _working_residuals(design)
-    dispersion = design.spec.family.has_sigma
+    dispersion = bool(design.spec.family.dpars)
     return [information_ratios(Z, J, weights, residuals, dispersion) for Z, J in zip(design.Z, design.J)]
 
 
@@ -263,17 +263,21 @@ def _working_residuals(design: Design) -> tuple[np.ndarray, np.ndarray]:
     """IRLS fit of the fixed part alone: its working weights and working residuals.
 
     Generic over families: the family's mean and variance functions and its link give the
-    weights ``(d mean / d eta)**2 / variance``; distributional parameters are taken as 1 (for a
-    family with a residual sd, :func:`information_ratios` estimates the dispersion itself).
+    weights ``(d mean / d eta)**2 / variance``; distributional parameters take their registry's
+    typical value, and for a family that has any, :func:`information_ratios` estimates the
+    dispersion itself from the residuals.
     """
     family: Family = design.spec.family
-    link = family.link_function
     X = design.X
     if design.spec.has_intercept:
         X = np.column_stack([np.ones(design.n), X])
     y = design.response.y.astype(float)
     trials = design.response.trials
-    dpars = {dpar.name: 1.0 for dpar in family.dpars}
+    if family.working_scale is not None:  # e.g. lognormal: a gaussian on log y
+        y = family.working_scale(y)
+        family = GAUSSIAN
+    link = family.link_function
+    dpars = {dpar.name: dpar.typical for dpar in family.dpars}
 
     def mean_of(eta: np.ndarray) -> np.ndarray:
         return np.asarray(family.mean(link.inverse(eta), **dpars, trials=trials), dtype=float)
@@ -287,16 +291,26 @@ def _working_residuals(design: Design) -> tuple[np.ndarray, np.ndarray]:
         return weights, (y - mean_of(eta)) / slope
 
     eta = _starting_eta(family, y, trials) if X.shape[1] else np.zeros_like(y)
-    for _ in range(25):
-        if not X.shape[1]:
-            break
+    with np.errstate(all="ignore"):
+        for _ in range(25):
+            if not X.shape[1]:
+                break
+            weights, residuals = weights_and_residuals(eta)
+            working = eta + residuals
+            root = np.sqrt(weights)
+            if not (np.isfinite(working).all() and np.isfinite(root).all()):
+                break  # e.g. an identity link stepping outside the family's support: keep the last fit
+            try:
+                beta = np.linalg.lstsq(X * root[:, None], working * root, rcond=None)[0]
+            except np.linalg.LinAlgError:
+                break
+            candidate = X @ beta
+            if not np.isfinite(family.variance(link.inverse(candidate), **dpars, trials=trials)).all():
+                break
+            eta = candidate
         weights, residuals = weights_and_residuals(eta)
-        working = eta + residuals
-        root = np.sqrt(weights)
-        with np.errstate(all="ignore"):
-            beta = np.linalg.lstsq(X * root[:, None], working * root, rcond=None)[0]
-        eta = X @ beta
-    return weights_and_residuals(eta)
+    bad = ~(np.isfinite(weights) & np.isfinite(residuals))
+    return np.where(bad, 1e-8, weights), np.where(bad, 0.0, residuals)
 
 
 def _starting_eta(family: Family, y: np.ndarray, trials: np.ndarray | None) -> np.ndarray:

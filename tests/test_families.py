@@ -28,13 +28,19 @@ def simulate(family: lf.Family, n: int = 300, seed: int = 1, group_sd: float = 0
     x = rng.normal(size=n)
     g = rng.integers(0, 12, size=n)
     h = rng.integers(0, 8, size=n)
-    eta_scale = {"identity": 1.0, "sqrt": 1.0, "log": 0.3, "inverse": 0.05}.get(family.link, 0.8)
-    base = {"identity": 5.0, "sqrt": 2.5, "log": 1.0, "inverse": 1.0}.get(family.link, 0.0)
+    # a linear predictor inside each link's useful range: means around 5 for identity, sqrt,
+    # log and inverse links (positive where the family needs it), around 1/2 for the others
+    eta_scale = {"identity": 0.5, "sqrt": 0.3, "log": 0.3, "inverse": 0.01}.get(family.link, 0.8)
+    base = {"identity": 5.0, "sqrt": 2.5, "log": 1.5, "inverse": 0.2}.get(family.link, 0.0)
     eta = base + eta_scale * (0.5 * x + rng.normal(0, group_sd, 12)[g])
     mu = family.link_function.inverse(eta)
+    if family.response == "unit":
+        mu = np.clip(mu, 1e-3, 1 - 1e-3)
     trials = rng.integers(3, 10, size=n) if family.response == "binomial" else None
-    dpars = {dpar.name: 1.0 for dpar in family.dpars}
+    dpars = {dpar.name: dpar.typical for dpar in family.dpars}
     y = family.random(rng, mu, **dpars, trials=trials)
+    if family.response == "unit":
+        y = np.clip(y, 1e-6, 1 - 1e-6)
     frame = pd.DataFrame({"x": x, "g": [f"g{v}" for v in g], "h": [f"h{v}" for v in h], "y": y})
     if trials is not None:
         frame["failures"] = trials - y
@@ -64,11 +70,12 @@ def test_every_family_and_link_renders_a_program_stanc_accepts(name, link, struc
 def test_auto_rule_decides_for_every_family_and_link(name, link):
     """Working weights from the registry's mean and variance: rich groups are well informed."""
     family = lf.get_family(name, link=link)
-    data = simulate(family, n=1200, group_sd=2.0)
+    data = simulate(family, n=1200, group_sd=4.0)
     rich = lf.Model(formula_for(family, "y ~ x + (1 | g)"), data, family=family)
     ratios = block_information(rich._design)[0]
     assert np.isfinite(ratios).all() and ratios[0] > 0
-    assert rich.parameterizations[0].centered  # 100 rows a group, large effects
+    if link == family.links[0]:  # the default link, where the simulation's effects are large and valid
+        assert rich.parameterizations[0].centered  # 100 rows a group, large effects
     poor = simulate(family, n=300, group_sd=0.3)
     poor["g"] = [f"p{i // 2}" for i in range(len(poor))]  # 150 groups of 2 rows, small effects
     model = lf.Model(formula_for(family, "y ~ x + (1 | g)"), poor, family=family)
@@ -83,12 +90,12 @@ def test_random_draws_have_the_registry_mean_and_variance(name, link):
         np.full(200_000, {"log": 1.0, "identity": 3.0, "sqrt": 1.5}.get(link, 0.3))
     )
     trials = np.full(mu.shape, 6) if family.response == "binomial" else None
-    dpars = {dpar.name: 1.3 for dpar in family.dpars}
+    dpars = {dpar.name: 1.3 * dpar.typical for dpar in family.dpars}
     draws = family.random(rng, mu, **dpars, trials=trials)
     mean = np.mean(family.mean(mu, **dpars, trials=trials))
     variance = np.mean(family.variance(mu, **dpars, trials=trials))
     assert abs(draws.mean() - mean) < 5 * np.sqrt(variance / draws.size)
-    assert abs(draws.var() / variance - 1) < 0.02
+    assert abs(draws.var() / variance - 1) < 0.1  # heavy tails (lognormal) make the sample variance noisy
     # the log density is a density: its exponential sums (integer support) or integrates to ~1
     density = np.exp(
         family.log_density(draws[:1000], mu[:1000], **dpars, trials=None if trials is None else trials[:1000])
@@ -116,18 +123,23 @@ def test_links_and_names():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name,link", [("bernoulli", "probit"), ("gaussian", "log")])
-def test_non_canonical_links_recover_the_simulation(name, link):
+@pytest.mark.parametrize(
+    "name,link",
+    [("bernoulli", "probit"), ("gaussian", "log"), ("negbinomial", "log"), ("gamma", "log"),
+     ("beta", "logit"), ("student", "identity")],
+)  # fmt: skip
+def test_families_recover_the_simulation(name, link):
     """The inverse link in the likelihood, Xc * b added to mu by the program: a simulation with known
-    slope (0.5 on the link scale) and group sd (0.8) is recovered within the 99 % intervals."""
+    slope (0.5 on the link scale), group sd (0.8) and the family's parameters (their typical values) are
+    recovered within the 99 % intervals."""
     family = lf.get_family(name, link=link)
     rng = np.random.default_rng(11)
     n, groups = 600, 30
     x = rng.normal(size=n)
     g = rng.integers(0, groups, size=n)
-    intercept = {"probit": 0.2, "log": 2.0}[link]
+    intercept = {"probit": 0.2, "log": 1.5, "logit": 0.0, "identity": 5.0}[link]
     eta = intercept + 0.5 * x + rng.normal(0, 0.8, groups)[g]
-    dpars = {dpar.name: 1.0 for dpar in family.dpars}
+    dpars = {dpar.name: dpar.typical for dpar in family.dpars}
     y = family.random(rng, family.link_function.inverse(eta), **dpars)
     data = pd.DataFrame({"y": y, "x": x, "g": [f"g{v}" for v in g]})
     fit = lf.Model("y ~ x + (1 | g)", data, family=family).fit(seed=2, progress=False)
@@ -136,3 +148,7 @@ def test_non_canonical_links_recover_the_simulation(name, link):
     assert slope["Q0.5"] < 0.5 < slope["Q99.5"]
     sd = fit.varcorr(probs=(0.005, 0.995)).loc[("g", "sd(Intercept)")]
     assert sd["Q0.5"] < 0.8 < sd["Q99.5"]
+    summary = fit.summary(prob=0.99)
+    for dpar in family.dpars:  # the family's own parameters: in the summary, around their true value
+        row = summary.family_level.loc[dpar.name]
+        assert row["l-99% CI"] < dpars[dpar.name] < row["u-99% CI"]

@@ -86,7 +86,7 @@ def test_bad_formulas_raise_formula_error(formula, message):
         ("cbind(hits, hits - trials) ~ x", "binomial", lf.DataError, r"'hits - trials' has negative"),
         ("cbind(hits, trials) ~ x", "gaussian", lf.DataError, r"pass family='binomial'"),
         ("y ~ x + (1 | g)", "binomial", lf.DataError, r"cbind\(successes, failures\)"),
-        ("y ~ x + (1 | g)", "student", lf.DataError, r"family='student' is not supported"),
+        ("y ~ x + (1 | g)", "studentt", lf.DataError, r"family='studentt' is not supported"),
         ("y ~ np.log(x) + (1 | g)", "gaussian", lf.DataError, r"'np.log\(x\)' has infinite or undefined"),
         ("y ~ x + (0 | g)", "gaussian", lf.FormulaError, r"\(0 \| g\) has no columns"),
         ("y ~ x + (x | g) + (1 | g)", "gaussian", lf.FormulaError, r"repeats \['Intercept'\] for 'g'"),
