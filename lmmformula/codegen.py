@@ -113,6 +113,7 @@ def render_code(
             family_label=comment_safe(spec.family),
             has_intercept=spec.has_intercept,
             has_slopes=bool(spec.fixed_columns),
+            has_offset=bool(spec.offset_specs),
             design_matrix="Xc" if spec.has_intercept else "X",
             n_coefficients=_coefficients(spec)[1],
             blocks=blocks,
@@ -132,6 +133,8 @@ def build_data(
     data: dict = {"N": design.n, "Y": design.response.y}
     if design.response.trials is not None:
         data["trials"] = design.response.trials
+    if design.offset is not None:
+        data["offsets"] = design.offset
     if spec.fixed_columns:
         data["K"] = len(spec.fixed_columns)
         data["X"] = design.X

@@ -101,6 +101,7 @@ class DesignSpec:
     fixed_columns: tuple[str, ...]  # without the intercept
     has_intercept: bool
     blocks: tuple[GroupBlock, ...]
+    offset_specs: tuple[ModelSpec, ...] = ()  # offset(...) terms, each one column
 
     @property
     def coefficient_names(self) -> tuple[str, ...]:
@@ -118,6 +119,13 @@ class DesignSpec:
             "cor": any(block.correlated for block in self.blocks),
         }
 
+    def offset(self, data: pd.DataFrame) -> np.ndarray | None:
+        """The sum of the formula's ``offset(...)`` terms for ``data`` (None without any)."""
+        if not self.offset_specs:
+            return None
+        parts = [_evaluate(spec, data, "offset")[:, 0] for spec in self.offset_specs]
+        return np.sum(parts, axis=0)
+
     def fixed_matrix(self, data: pd.DataFrame) -> np.ndarray:
         """Population-level design for ``data``, without the intercept column."""
         matrix = _evaluate(self.fixed_spec, data, f"fixed part {self.formula.fixed!r}")
@@ -134,6 +142,7 @@ class Design:
     Z: tuple[np.ndarray, ...]
     J: tuple[np.ndarray, ...]
     n_dropped: int = 0
+    offset: np.ndarray | None = None  # added to the linear predictor (offset(...) terms)
 
     @property
     def n(self) -> int:
@@ -161,6 +170,11 @@ def build_design(formula: FormulaSpec, family: Family, data: pd.DataFrame) -> De
         raise FormulaError(f"fixed part {formula.fixed!r}: the intercept must be its first column")
     response = make_response(family, _response_columns(formula, frame, family))
     blocks, Z = _gather_blocks(formula.group_terms, frame)
+    offset_specs, offset = [], None
+    for expression in formula.offsets:
+        spec, values = _materialize(f"0 + I({expression})", frame, f"offset({expression})")
+        offset_specs.append(spec)
+        offset = values[:, 0] if offset is None else offset + values[:, 0]
     codes = {block.factor.columns: block.factor.codes(frame) for block in blocks}  # once per factor
     spec = DesignSpec(
         formula=formula,
@@ -169,6 +183,7 @@ def build_design(formula: FormulaSpec, family: Family, data: pd.DataFrame) -> De
         fixed_columns=fixed_names[1:] if has_intercept else fixed_names,
         has_intercept=has_intercept,
         blocks=blocks,
+        offset_specs=tuple(offset_specs),
     )
     design = Design(
         spec=spec,
@@ -177,6 +192,7 @@ def build_design(formula: FormulaSpec, family: Family, data: pd.DataFrame) -> De
         Z=Z,
         J=tuple(codes[block.factor.columns] for block in blocks),
         n_dropped=int((~complete).sum()),
+        offset=offset,
     )
     _check_group_sizes(design)
     return design
@@ -217,7 +233,8 @@ def _used_columns(formula: FormulaSpec, data: pd.DataFrame) -> list[str]:
     responses = [f"`{e}`" if e in data.columns else f"I({e})" for e in formula.response]
     for expression in responses:
         response_names.extend(_expression_columns(expression, data, formula.formula))
-    for expression in [formula.fixed, *(t.expr for t in formula.group_terms)]:
+    offsets = [f"0 + I({offset})" for offset in formula.offsets]
+    for expression in [formula.fixed, *offsets, *(t.expr for t in formula.group_terms)]:
         predictor_names.extend(_expression_columns(expression, data, formula.formula))
     for term in formula.group_terms:
         for name in term.factors:
@@ -251,6 +268,7 @@ def _translated(formula: FormulaSpec, columns: tuple[str, ...]) -> FormulaSpec:
         response=tuple(r if r in columns else _r_to_python(r, columns) for r in bare),
         fixed=_r_to_python(formula.fixed, columns),
         group_terms=tuple(replace(t, expr=_r_to_python(t.expr, columns)) for t in formula.group_terms),
+        offsets=tuple(_r_to_python(offset, columns) for offset in formula.offsets),
     )
 
 
@@ -314,8 +332,7 @@ def _r_to_python(expression: str, columns: tuple[str, ...]) -> str:
 
 
 _UNSUPPORTED_CALLS = {
-    "offset": "offsets are not supported yet (they come with the families work); "
-    "for now add the known log-exposure as a predictor",
+    "offset": "offset() must be a term of its own, added with '+', e.g. 'y ~ x + offset(log(exposure))'",
     "weights": "weights are not supported yet",
 }
 

@@ -45,6 +45,7 @@ class FormulaSpec:
     response: tuple[str, ...]  # one expression, or (successes, failures) for cbind
     fixed: str
     group_terms: tuple[GroupTerm, ...]
+    offsets: tuple[str, ...] = ()  # the expressions inside offset(...), added to the linear predictor
 
 
 def parse_formula(formula: str) -> FormulaSpec:
@@ -77,6 +78,7 @@ def parse_formula(formula: str) -> FormulaSpec:
             )
             for term in spec.group_terms
         ),
+        offsets=tuple(restore(offset) for offset in spec.offsets),
     )
 
 
@@ -121,7 +123,38 @@ def _parse(formula: str) -> FormulaSpec:
             f"'.' (all other columns) in {text!r} is not supported: name the predictors, e.g. 'y ~ x + z'"
         )
     terms = tuple(term for bar in bars for term in _expand_bar(bar))
-    return FormulaSpec(formula=text, response=_parse_response(lhs), fixed=fixed, group_terms=terms)
+    fixed, offsets = _split_offsets(fixed)
+    return FormulaSpec(
+        formula=text, response=_parse_response(lhs), fixed=fixed, group_terms=terms, offsets=offsets
+    )
+
+
+_OFFSET = re.compile(r"^offset\s*\((.*)\)$", re.DOTALL)
+
+
+def _split_offsets(fixed: str) -> tuple[str, tuple[str, ...]]:
+    """``x + offset(log(t))`` -> ``("x", ("log(t)",))``: offsets are added terms of their own."""
+    parts = _split_top_level(fixed, "+")
+    offsets = []
+    kept = []
+    for part in parts:
+        match = _OFFSET.match(part.strip())
+        if match and match.group(1).strip():
+            offsets.append(match.group(1).strip())
+        else:
+            kept.append(part.strip())
+    if not offsets:
+        return fixed, ()
+    rest = " + ".join(p for p in kept if p)
+    if not rest or rest in ("-1", "- 1"):
+        rest = "1" if not rest else "0"
+    return rest, tuple(offsets)
+
+
+def _split_top_level(text: str, separator: str) -> list[str]:
+    cuts = _top_level_positions(text, separator)
+    bounds = [-1, *cuts, len(text)]
+    return [text[a + 1 : b] for a, b in zip(bounds, bounds[1:])]
 
 
 def _check_balanced(text: str) -> None:

@@ -290,13 +290,14 @@ def _working_residuals(design: Design) -> tuple[np.ndarray, np.ndarray]:
         weights = np.maximum(slope**2 / np.maximum(variance, 1e-12), 1e-8)
         return weights, (y - mean_of(eta)) / slope
 
-    eta = _starting_eta(family, y, trials) if X.shape[1] else np.zeros_like(y)
+    offset = design.offset if design.offset is not None else np.zeros_like(y)
+    eta = _starting_eta(family, y, trials) if X.shape[1] else offset
     with np.errstate(all="ignore"):
         for _ in range(25):
             if not X.shape[1]:
                 break
             weights, residuals = weights_and_residuals(eta)
-            working = eta + residuals
+            working = eta + residuals - offset
             root = np.sqrt(weights)
             if not (np.isfinite(working).all() and np.isfinite(root).all()):
                 break  # e.g. an identity link stepping outside the family's support: keep the last fit
@@ -304,7 +305,7 @@ def _working_residuals(design: Design) -> tuple[np.ndarray, np.ndarray]:
                 beta = np.linalg.lstsq(X * root[:, None], working * root, rcond=None)[0]
             except np.linalg.LinAlgError:
                 break
-            candidate = X @ beta
+            candidate = X @ beta + offset
             if not np.isfinite(family.variance(link.inverse(candidate), **dpars, trials=trials)).all():
                 break
             eta = candidate

@@ -1343,7 +1343,6 @@ SYNTAX = {
     "unknown-function-foo": Err(
         kw("y ~ foo(x)"), lf.FormulaError, ("'foo'", rx("unknown function|function"))
     ),
-    "offset-not-supported": Err(kw("y ~ x + offset(z)"), lf.FormulaError, ("offset", NOT_SUPPORTED)),
     "weights-not-supported": Err(kw("y | weights(pos) ~ x"), lf.FormulaError, ("weights", NOT_SUPPORTED)),
     "bar-term-times-x": Err(kw("y ~ (1 | g) * x"), lf.FormulaError, ("must be added with '+'",)),
     "x-times-bar-term": Err(kw("y ~ x * (1 | g)"), lf.FormulaError, ("must be added with '+'",)),

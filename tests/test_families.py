@@ -152,3 +152,38 @@ def test_families_recover_the_simulation(name, link):
     for dpar in family.dpars:  # the family's own parameters: in the summary, around their true value
         row = summary.family_level.loc[dpar.name]
         assert row["l-99% CI"] < dpars[dpar.name] < row["u-99% CI"]
+
+
+def offset_data(n: int = 400, seed: int = 5) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"x": rng.normal(size=n), "exposure": rng.uniform(0.5, 20, n)})
+    codes = rng.integers(0, 20, n)
+    frame["g"] = [f"g{v}" for v in codes]
+    effects = rng.normal(0, 0.5, 20)[codes]
+    frame["y"] = rng.poisson(frame["exposure"] * np.exp(-1.0 + 0.4 * frame["x"] + effects))
+    return frame
+
+
+def test_offset_is_data_added_to_the_linear_predictor():
+    data = offset_data()
+    model = lf.Model("y ~ x + offset(log(exposure)) + (1 | g)", data, family="poisson")
+    check_program(model.stan_code)
+    assert np.allclose(model.stan_data["offsets"], np.log(data["exposure"]))
+    assert model.design.fixed_columns == ("x",)
+    assert np.allclose(model.design.offset(data.iloc[:5]), np.log(data["exposure"].iloc[:5]))
+    two = lf.Model("y ~ x + offset(log(exposure)) + offset(x) + (1 | g)", data, family="poisson")
+    assert np.allclose(two.stan_data["offsets"], np.log(data["exposure"]) + data["x"])
+    plain = lf.Model("y ~ x + (1 | g)", data, family="poisson")
+    assert "offsets" not in plain.stan_data and "offsets" not in plain.stan_code
+
+
+@pytest.mark.slow
+def test_offset_recovers_rates_per_unit_of_exposure():
+    """Counts over exposures of 0.5-20: with offset(log(exposure)) the intercept is the log rate per unit
+    (-1.0 simulated) and the slope 0.4."""
+    fit = lf.Model("y ~ x + offset(log(exposure)) + (1 | g)", offset_data(), family="poisson").fit(
+        seed=4, progress=False
+    )
+    table = fit.fixef(probs=(0.005, 0.995))
+    assert table.loc["x", "Q0.5"] < 0.4 < table.loc["x", "Q99.5"]
+    assert table.loc["Intercept", "Q0.5"] < -1.0 < table.loc["Intercept", "Q99.5"]
