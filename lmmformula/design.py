@@ -152,7 +152,7 @@ class Design:
 def build_design(formula: FormulaSpec, family: Family, data: pd.DataFrame) -> Design:
     """Check ``data`` against the formula, drop incomplete rows, and build the design."""
     data = _checked_frame(data)
-    formula = _translated(formula, tuple(data.columns))
+    formula = _translated(formula, tuple(data.columns), _ordered_columns(data))
     used = _used_columns(formula, data)
     grouping = {name for term in formula.group_terms for name in term.factors}
     frame = _clean_columns(data[used], formula, grouping)
@@ -260,16 +260,40 @@ _KNOWN_CALLS = set(TRANSFORMS) | set(dir(builtins))
 _R_CALLS = {"as.numeric": "I", "as.double": "I", "as.factor": "C", "factor": "C"}
 
 
-def _translated(formula: FormulaSpec, columns: tuple[str, ...]) -> FormulaSpec:
-    """The formula's expressions in formulaic's Python dialect, R idioms translated."""
+def _ordered_columns(data: pd.DataFrame) -> frozenset[str]:
+    return frozenset(
+        c for c in data.columns if isinstance(data[c].dtype, pd.CategoricalDtype) and data[c].cat.ordered
+    )
+
+
+def _translated(
+    formula: FormulaSpec, columns: tuple[str, ...], ordered: frozenset[str] = frozenset()
+) -> FormulaSpec:
+    """The formula's expressions in formulaic's Python dialect, R idioms translated.
+
+    Ordered categorical predictors get polynomial contrasts (``.L``, ``.Q``, ...), as in R and brms.
+    """
     bare = [response[1:-1] if _BACKTICK.fullmatch(response) else response for response in formula.response]
+
+    def predictors(expression: str) -> str:
+        return _polynomial_contrasts(_r_to_python(expression, columns), ordered)
+
     return replace(
         formula,
         response=tuple(r if r in columns else _r_to_python(r, columns) for r in bare),
-        fixed=_r_to_python(formula.fixed, columns),
-        group_terms=tuple(replace(t, expr=_r_to_python(t.expr, columns)) for t in formula.group_terms),
+        fixed=predictors(formula.fixed),
+        group_terms=tuple(replace(t, expr=predictors(t.expr)) for t in formula.group_terms),
         offsets=tuple(_r_to_python(offset, columns) for offset in formula.offsets),
     )
+
+
+def _polynomial_contrasts(expression: str, ordered: frozenset[str]) -> str:
+    """Bare references to ordered categorical columns -> ``C(name, contr.poly)``."""
+    for name in ordered:
+        if name.isidentifier():
+            pattern = rf"(?<![\w.`])(?<!C\()(?<!C\( ){re.escape(name)}(?![\w.`(])"
+            expression = re.sub(pattern, f"C({name}, contr.poly)", expression)
+    return expression
 
 
 def _r_to_python(expression: str, columns: tuple[str, ...]) -> str:

@@ -158,3 +158,24 @@ def test_design_spec_rebuilds_matrices_for_new_data(toy):
     np.testing.assert_array_equal(block.factor.codes(toy), model.stan_data["J_1"])
     with pytest.raises(lf.DataError, match="levels not seen in fitting"):
         block.factor.codes(pd.DataFrame({"g": ["g99"]}))
+
+
+def test_ordered_categorical_predictors_get_polynomial_contrasts():
+    """As R and brms: an ordered factor's columns are its linear and quadratic trends (.L, .Q)."""
+    rng = np.random.default_rng(3)
+    n = 90
+    levels = ["lo", "mid", "hi"]
+    data = pd.DataFrame(
+        {
+            "y": rng.normal(size=n),
+            "fo": pd.Categorical(rng.choice(levels, n), categories=levels, ordered=True),
+            "g": rng.choice(list("abcdef"), n),
+        }
+    )
+    model = lf.Model("y ~ fo + (1 | g)", data)
+    assert model.design.fixed_columns == ("C(fo, contr.poly)[.L]", "C(fo, contr.poly)[.Q]")
+    linear = model.stan_data["X"][:, 0]
+    expected = data["fo"].map({"lo": -1 / np.sqrt(2), "mid": 0.0, "hi": 1 / np.sqrt(2)}).to_numpy(float)
+    assert np.allclose(linear, expected)
+    unordered = lf.Model("y ~ fo + (1 | g)", data.assign(fo=data["fo"].cat.as_unordered()))
+    assert unordered.design.fixed_columns == ("fo[T.mid]", "fo[T.hi]")  # treatment coding otherwise
