@@ -33,38 +33,13 @@ import pytest
 import lmmformula as lf
 from lmmformula.stanc import check_program
 
+from .corpus import base, foreign_chain, rx, strip_comments
+
 # --------------------------------------------------------------------------------------------
 # data
 # --------------------------------------------------------------------------------------------
 
-GROUPS = tuple(f"g{i}" for i in range(1, 7))
 ROWS = np.arange(72)
-
-
-def base(n: int = 72, seed: int = 1) -> pd.DataFrame:
-    """Small simulated data; every level of f, g, h appears, all numbers are well behaved."""
-    rng = np.random.default_rng(seed)
-
-    def spread(levels) -> np.ndarray:
-        return rng.permutation(np.resize(np.asarray(levels, dtype=object), n))
-
-    frame = pd.DataFrame(
-        {
-            "x": rng.normal(size=n),
-            "z": rng.normal(size=n),
-            "pos": rng.uniform(0.5, 3.0, size=n),
-            "f": spread(["lo", "mid", "hi"]).astype(str),
-            "g": spread(GROUPS).astype(str),
-            "h": spread(["h1", "h2", "h3"]).astype(str),
-        }
-    )
-    frame["y"] = 1.5 + 0.8 * frame["x"] + rng.normal(size=n)
-    frame["count"] = rng.poisson(np.exp(0.3 + 0.4 * frame["x"]))
-    frame["trials"] = rng.integers(1, 9, size=n)
-    frame["s"] = rng.binomial(frame["trials"], 0.4)
-    frame["yes"] = (rng.uniform(size=n) < 1 / (1 + np.exp(-frame["x"]))).astype(int)
-    frame["xi"] = np.arange(n) % 5
-    return frame
 
 
 def setcols(**columns) -> Callable[[], pd.DataFrame]:
@@ -90,32 +65,6 @@ def with_na(values, positions, dtype: str):
     for i in positions:
         array[i] = pd.NA
     return array
-
-
-def rx(pattern: str) -> re.Pattern:
-    """A message requirement given as a case-insensitive pattern instead of a substring."""
-    return re.compile(pattern, re.IGNORECASE)
-
-
-def strip_comments(code: str) -> str:
-    """``code`` without ``//`` and ``/* */`` comments and without blank lines (as stanc reads it)."""
-    kept: list[str] = []
-    i, n = 0, len(code)
-    while i < n:
-        pair = code[i : i + 2]
-        if pair == "//":
-            j = i + 2
-            while j < n and code[j] not in "\r\n":
-                j += 1
-            i = j
-        elif pair == "/*":
-            end = code.find("*/", i + 2)
-            i = n if end < 0 else end + 2
-        else:
-            kept.append(code[i])
-            i += 1
-    lines = "".join(kept).split("\n")
-    return "\n".join(line.rstrip(" \t") for line in lines if line.strip(" \t"))
 
 
 def decimals(column: str) -> Callable[[pd.DataFrame], pd.Series]:
@@ -1386,28 +1335,13 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__module__}.{type(exc).__name__}: {str(exc)[:400]}"
 
 
-def _foreign_chain(exc: BaseException) -> list[BaseException]:
-    """Exceptions Python would print above ``exc`` that are not lmmformula's own."""
-    shown, seen, current = [], {id(exc)}, exc
-    while True:
-        following = current.__cause__
-        if following is None and not current.__suppress_context__:
-            following = current.__context__
-        if following is None or id(following) in seen:
-            return shown
-        seen.add(id(following))
-        if not isinstance(following, lf.LmmformulaError):
-            shown.append(following)
-        current = following
-
-
 def _check_error(exc: BaseException, error: type, needles: tuple) -> None:
     message = str(exc)
     assert isinstance(exc, lf.LmmformulaError) and isinstance(exc, error), (
         f"expected {error.__name__}, got {_describe(exc)}"
     )
     assert "\x1b" not in message, f"message holds an ANSI escape: {message!r}"
-    foreign = _foreign_chain(exc)
+    foreign = foreign_chain(exc)
     assert not foreign, f"error chained from {_describe(foreign[0])}"
     for needle in needles:
         if isinstance(needle, re.Pattern):
