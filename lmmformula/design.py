@@ -23,7 +23,7 @@ from formulaic.transforms import TRANSFORMS
 
 from .errors import DataError, DesignWarning, FormulaError
 from .families import Family, Response, make_response
-from .formula import FormulaSpec, GroupTerm
+from .formula import FormulaSpec, GroupTerm, Placeholders
 
 INTERCEPT = "Intercept"
 
@@ -255,7 +255,6 @@ def _used_columns(formula: FormulaSpec, data: pd.DataFrame) -> list[str]:
 
 
 _BACKTICK = re.compile(r"`([^`]*)`")
-_QUOTED_KEY = re.compile(r"_lmmformula_quoted_\d+_")
 _KNOWN_CALLS = set(TRANSFORMS) | set(dir(builtins))
 _R_CALLS = {"as.numeric": "I", "as.double": "I", "as.factor": "C", "factor": "C"}
 
@@ -304,19 +303,15 @@ def _r_to_python(expression: str, columns: tuple[str, ...]) -> str:
     (``sqrt``, ``log1p``) -> ``np.<name>``; dotted column names (``Sepal.Length``) and
     backticked names are quoted for formulaic only where they must be.
     """
-    quoted: dict[str, str] = {}
-
-    def keep(name: str) -> str:
-        key = f"_lmmformula_quoted_{len(quoted)}_"
-        quoted[key] = name
-        return key
-
-    text = _BACKTICK.sub(lambda m: keep(m.group(1)), expression)
+    placeholders = Placeholders()
+    text = placeholders.mask(expression)
     for r_name, python_name in _R_CALLS.items():
         text = re.sub(rf"(?<![\w.]){re.escape(r_name)}\s*\(", f"{python_name}(", text)
     text = re.sub(
         r"(?<![\w.])[A-Za-z_.][\w.]*",
-        lambda m: keep(m.group(0)) if "." in m.group(0) and m.group(0) in columns else m.group(0),
+        lambda m: (
+            placeholders.keep(m.group(0)) if "." in m.group(0) and m.group(0) in columns else m.group(0)
+        ),
         text,
     )
 
@@ -347,12 +342,11 @@ def _r_to_python(expression: str, columns: tuple[str, ...]) -> str:
         pieces.append("**" if char == "^" and any(inside_call) else char)
     text = "".join(pieces)
 
-    def unquote(match: re.Match) -> str:
-        name = quoted[match.group(0)]
+    def unquote(name: str) -> str:
         plain = name.isidentifier() and not keyword.iskeyword(name) and name not in _KNOWN_CALLS
         return name if plain else f"`{name}`"
 
-    return _QUOTED_KEY.sub(unquote, text)
+    return placeholders.restore(text, unquote)
 
 
 _UNSUPPORTED_CALLS = {
@@ -399,15 +393,9 @@ def _expression_columns(expression: str, data: pd.DataFrame, formula: str) -> li
 
 def _python_names(expression: str) -> tuple[list[str], set[str]]:
     """Names read as values and names called as functions in a Python expression."""
-    quoted: dict[str, str] = {}
-
-    def placeholder(match: re.Match) -> str:
-        key = f"_lmmformula_quoted_{len(quoted)}"
-        quoted[key] = match.group(1)
-        return key
-
+    placeholders = Placeholders()
     try:
-        tree = ast.parse(_BACKTICK.sub(placeholder, expression), mode="eval")
+        tree = ast.parse(placeholders.mask(expression), mode="eval")
     except SyntaxError:
         return [], set()
     called = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
@@ -415,7 +403,7 @@ def _python_names(expression: str) -> tuple[list[str], set[str]]:
     variables, functions = [], set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Name):
-            name = quoted.get(node.id, node.id)
+            name = placeholders.names.get(node.id, node.id)
             if id(node) in called:
                 functions.add(name)
             elif id(node) not in attribute_bases:

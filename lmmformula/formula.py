@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from .errors import FormulaError
 
 _NAME = re.compile(r"^(?:[^\W\d]|[.])[\w.]*$")  # a column name as R writes it unquoted
-_QUOTED = re.compile(r"^`([^`]+)`$")  # any column name, in backticks
 _ALL_COLUMNS = re.compile(r"(^|[\s+*:(-])\.($|[\s+*:)-])")
 _CBIND = re.compile(r"^cbind\s*\((.*)\)$", re.DOTALL)
 
@@ -56,10 +55,11 @@ def parse_formula(formula: str) -> FormulaSpec:
     """
     if not isinstance(formula, str) or not formula.strip():
         raise FormulaError("formula must be a non-empty string such as 'y ~ x + (x | group)'")
-    masked, quoted = _mask_backticks(formula)
-
-    def restore(text: str) -> str:
-        return _PLACEHOLDER.sub(lambda m: f"`{quoted[m.group(0)]}`", text)
+    if formula.count("`") % 2:
+        raise FormulaError(f"formula {formula!r} has an unmatched backtick '`'")
+    placeholders = Placeholders()
+    masked = placeholders.mask(formula)
+    restore = placeholders.restore
 
     try:
         spec = _parse(masked)
@@ -72,7 +72,7 @@ def parse_formula(formula: str) -> FormulaSpec:
         group_terms=tuple(
             GroupTerm(
                 expr=restore(term.expr),
-                factors=tuple(quoted.get(name, name) for name in term.factors),
+                factors=tuple(placeholders.names.get(name, name) for name in term.factors),
                 correlated=term.correlated,
                 source=restore(term.source),
             )
@@ -82,21 +82,28 @@ def parse_formula(formula: str) -> FormulaSpec:
     )
 
 
-_PLACEHOLDER = re.compile(r"_lmmformula_quoted_\d+_")
+class Placeholders:
+    """Names set aside as identifiers ``_lmmformula_quoted_<k>_`` while an expression's
+    structure is read, so that no character inside them (spaces, '|', '~', parentheses,
+    dots) counts; ``restore`` puts them back (in backticks by default)."""
 
+    PATTERN = re.compile(r"_lmmformula_quoted_\d+_")
+    _BACKTICKED = re.compile(r"`([^`]*)`")
 
-def _mask_backticks(formula: str) -> tuple[str, dict[str, str]]:
-    """``formula`` with every backticked name replaced by a placeholder identifier."""
-    if formula.count("`") % 2:
-        raise FormulaError(f"formula {formula!r} has an unmatched backtick '`'")
-    quoted: dict[str, str] = {}
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
 
-    def placeholder(match: re.Match) -> str:
-        key = f"_lmmformula_quoted_{len(quoted)}_"
-        quoted[key] = match.group(1)
+    def keep(self, name: str) -> str:
+        key = f"_lmmformula_quoted_{len(self.names)}_"
+        self.names[key] = name
         return key
 
-    return re.sub(r"`([^`]*)`", placeholder, formula), quoted
+    def mask(self, text: str) -> str:
+        """``text`` with every backticked name replaced by a placeholder."""
+        return self._BACKTICKED.sub(lambda match: self.keep(match.group(1)), text)
+
+    def restore(self, text: str, render=lambda name: f"`{name}`") -> str:
+        return self.PATTERN.sub(lambda match: render(self.names[match.group(0)]), text)
 
 
 def _parse(formula: str) -> FormulaSpec:
@@ -276,34 +283,18 @@ def _expand_nesting(group_spec: str, bar: str) -> list[tuple[str, ...]]:
     """``a/b/c`` -> [(a,), (a, b), (a, b, c)]; ``a:b`` -> [(a, b)]."""
     expanded: list[tuple[str, ...]] = []
     prefix: tuple[str, ...] = ()
-    for level in _split_outside_backticks(group_spec, "/"):
-        names = tuple(_column_name(name, bar) for name in _split_outside_backticks(level, ":"))
+    for level in group_spec.split("/"):  # backticked names are placeholders here
+        names = tuple(_column_name(name.strip(), bar) for name in level.split(":"))
         prefix = prefix + names
         expanded.append(prefix)
     return expanded
 
 
-def _split_outside_backticks(text: str, separator: str) -> list[str]:
-    parts, current, quoted = [], "", False
-    for char in text:
-        if char == "`":
-            quoted = not quoted
-        if char == separator and not quoted:
-            parts.append(current.strip())
-            current = ""
-        else:
-            current += char
-    return [*parts, current.strip()]
-
-
 def _column_name(name: str, bar: str) -> str:
-    """A grouping column's name: unquoted as R allows it, or any name in backticks."""
+    """A grouping column's name as R allows it unquoted (a backticked one is a placeholder here)."""
     wrapped = re.match(r"^(?:as\.)?factor\s*\((.*)\)$", name)  # R's (1 | factor(g)): g is a factor anyway
     if wrapped:
         name = wrapped.group(1).strip()
-    quoted = _QUOTED.match(name)
-    if quoted:
-        return quoted.group(1)
     if _NAME.match(name):
         return name
     raise FormulaError(
@@ -317,13 +308,7 @@ def _parse_response(lhs: str) -> tuple[str, ...]:
     match = _CBIND.match(lhs)
     if not match:
         return (lhs,)
-    parts = [part.strip() for part in _split_top_level_commas(match.group(1))]
+    parts = [part.strip() for part in _split_top_level(match.group(1), ",")]
     if len(parts) != 2 or not all(parts):
         raise FormulaError(f"response {lhs!r}: cbind takes two arguments, cbind(successes, failures)")
     return tuple(parts)
-
-
-def _split_top_level_commas(text: str) -> list[str]:
-    cuts = _top_level_positions(text, ",")
-    bounds = [-1, *cuts, len(text)]
-    return [text[a + 1 : b] for a, b in zip(bounds, bounds[1:])]
