@@ -114,7 +114,8 @@ class Family:
     adds ``Xc * b`` to ``mu`` itself. ``intercept_location`` and ``intercept_scale`` give
     brms's default intercept prior (link scale) and the scale of the half-t priors on sd.
     ``log_density``, ``random``, ``mean`` and ``variance`` take the response-scale mean and
-    the dpars by name. ``working_scale``, when set, has the ``auto`` rule read the response
+    the dpars by name; ``mean`` must be linear in that mean (the auto rule's working weights
+    take its derivative by the chain rule), unless ``working_scale`` is set. ``working_scale``, when set, has the ``auto`` rule read the response
     through it as a gaussian one (lognormal: log y), instead of through ``mean`` and ``variance``.
     """
 

@@ -187,3 +187,15 @@ def test_offset_recovers_rates_per_unit_of_exposure():
     table = fit.fixef(probs=(0.005, 0.995))
     assert table.loc["x", "Q0.5"] < 0.4 < table.loc["x", "Q99.5"]
     assert table.loc["Intercept", "Q0.5"] < -1.0 < table.loc["Intercept", "Q99.5"]
+
+
+@pytest.mark.parametrize("name", [n for n, f in FAMILIES.items() if f.working_scale is None])
+def test_mean_is_linear_in_mu_where_the_auto_rule_assumes_it(name):
+    family = FAMILIES[name]
+    dpars = {dpar.name: dpar.typical for dpar in family.dpars}
+    trials = np.array([3, 7])
+    a, b = np.array([0.2, 0.3]), np.array([0.4, 0.1])
+    mixed = family.mean(0.25 * a + 0.75 * b, **dpars, trials=trials)
+    assert np.allclose(
+        mixed, 0.25 * family.mean(a, **dpars, trials=trials) + 0.75 * family.mean(b, **dpars, trials=trials)
+    )
