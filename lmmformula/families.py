@@ -115,8 +115,8 @@ class Family:
     brms's default intercept prior (link scale) and the scale of the half-t priors on sd.
     ``log_density``, ``random``, ``mean`` and ``variance`` take the response-scale mean and
     the dpars by name; ``mean`` must be linear in that mean (the auto rule's working weights
-    take its derivative by the chain rule), unless ``working_scale`` is set. ``working_scale``, when set, has the ``auto`` rule read the response
-    through it as a gaussian one (lognormal: log y), instead of through ``mean`` and ``variance``.
+    take its derivative by the chain rule), unless ``working_scale`` is set: then the ``auto``
+    rule reads the response through it as a gaussian one (lognormal: log y) instead.
     """
 
     name: str
