@@ -47,6 +47,8 @@ def load_runner(path: str) -> ctypes.CDLL:
         ctypes.POINTER(ctypes.c_double), size, ctypes.POINTER(ctypes.c_int), MESSAGE,
         text, size, text, size,
     ]  # fmt: skip
+    library.lmf_log_density.restype = ctypes.c_int
+    library.lmf_log_density.argtypes = [text, text, ctypes.POINTER(ctypes.c_double), text, size]
     return library
 
 

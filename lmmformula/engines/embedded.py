@@ -17,6 +17,7 @@ the compiler or the workers and remove the temporary folder before leaving.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import os
@@ -284,6 +285,31 @@ def _run_chains(program, data, settings, progress) -> list[ChainOutput] | str:
         _stop(running)
         shutil.rmtree(folder, ignore_errors=True)
     return sorted(finished, key=lambda output: output.chain)
+
+
+def log_density(program: CompiledProgram, data: dict, parameters: dict) -> float:
+    """The program's log density (every constant kept, no Jacobian) for ``data`` at the
+    constrained ``parameters`` (Stan's names and shapes), evaluated in this process.
+
+    For checks of the generated code against an independent density (tests); sampling never
+    loads a model into the Python process itself.
+    """
+    from ._chain import load_runner  # a model library in this process: only when asked
+
+    runner = load_runner(str(program.path))
+    with tempfile.TemporaryDirectory(prefix=f"lmmformula-{os.getpid()}-") as folder:
+        data_path, params_path = Path(folder) / "data.json", Path(folder) / "params.json"
+        write_stan_json(data, data_path)
+        write_stan_json(parameters, params_path)
+        value, error = ctypes.c_double(), ctypes.create_string_buffer(1 << 16)
+        code = runner.lmf_log_density(
+            str(data_path).encode(), str(params_path).encode(), ctypes.byref(value), error, len(error)
+        )
+    if code != 0:
+        raise EngineError(
+            f"the model could not evaluate its log density: {error.value.decode(errors='replace')}"
+        )
+    return value.value
 
 
 def write_stan_json(values: dict, path: Path) -> None:

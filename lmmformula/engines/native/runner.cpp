@@ -190,4 +190,25 @@ int lmf_nuts(const char* data_path, const char* init_path, int dense, unsigned i
   }
 }
 
+// The log density of the model for the data in data_path at the constrained parameter
+// values in params_path (Stan JSON), with every constant and without the Jacobian of the
+// constraining transforms: what the model block's statements add up to. Returns 0 and sets
+// *value, or 2 with the reason in error.
+int lmf_log_density(const char* data_path, const char* params_path, double* value, char* error,
+                    long error_capacity) {
+  try {
+    auto data = read_json(data_path);
+    auto params = read_json(params_path);
+    std::ostringstream messages;
+    std::unique_ptr<stan::model::model_base> model(&new_model(*data, 0, &messages));
+    Eigen::VectorXd unconstrained;
+    model->transform_inits(*params, unconstrained, &messages);
+    *value = model->log_prob(unconstrained, &messages);
+    return 0;
+  } catch (const std::exception& e) {
+    copy_text(e.what(), error, error_capacity);
+    return 2;
+  }
+}
+
 }  // extern "C"
