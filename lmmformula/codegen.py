@@ -112,8 +112,10 @@ def render_code(
             family=spec.family,
             family_label=comment_safe(spec.family),
             has_intercept=spec.has_intercept,
+            intercept_in_mu=spec.has_intercept and not spec.family.ordinal,
             has_slopes=bool(spec.fixed_columns),
             has_offset=bool(spec.offset_specs),
+            has_weights=spec.formula.weights is not None,
             design_matrix="Xc" if spec.has_intercept else "X",
             n_coefficients=_coefficients(spec)[1],
             blocks=blocks,
@@ -133,6 +135,10 @@ def build_data(
     data: dict = {"N": design.n, "Y": design.response.y}
     if design.response.trials is not None:
         data["trials"] = design.response.trials
+    if spec.family.ordinal:
+        data["nthres"] = int(design.response.y.max()) - 1
+    if design.response.weights is not None:
+        data["weights"] = design.response.weights
     if design.offset is not None:
         data["offsets"] = design.offset
     if spec.fixed_columns:
@@ -147,7 +153,7 @@ def build_data(
         data[f"Z_{i}"] = Z
         data[f"centered_{i}"] = int(choice.centered)
         if code.center:
-            data[f"F_{i}"] = center_map(block, spec.coefficient_names, choice.centers)
+            data[f"F_{i}"] = center_map(block, spec.center_names, choice.centers)
     for prior in used_priors(design, priors):
         data.update(prior.stan_data())
     return data
@@ -183,9 +189,10 @@ def _block_code(
 
 def _coefficients(spec: DesignSpec) -> tuple[str | None, str]:
     """All population-level coefficients as one Stan vector (intercept first), and its size."""
-    if spec.has_intercept and spec.fixed_columns:
+    intercept = spec.has_intercept and INTERCEPT in spec.center_names  # not an ordinal family's thresholds
+    if intercept and spec.fixed_columns:
         return "append_row(b_Intercept, b)", "K + 1"
-    if spec.has_intercept:
+    if intercept:
         return "rep_vector(b_Intercept, 1)", "1"
     if spec.fixed_columns:
         return "b", "K"

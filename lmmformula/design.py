@@ -109,6 +109,14 @@ class DesignSpec:
         return ((INTERCEPT,) if self.has_intercept else ()) + self.fixed_columns
 
     @property
+    def center_names(self) -> tuple[str, ...]:
+        """The population-level coefficients a group-level block may vary around: all of them,
+        but for an ordinal family's intercept (a vector of thresholds)."""
+        if self.family.ordinal:
+            return self.fixed_columns
+        return self.coefficient_names
+
+    @property
     def parameter_classes(self) -> dict[str, bool]:
         """Which prior classes the model has (brms's ``class`` column of ``get_prior``)."""
         return {
@@ -168,7 +176,17 @@ def build_design(formula: FormulaSpec, family: Family, data: pd.DataFrame) -> De
     has_intercept = INTERCEPT in fixed_names
     if has_intercept and fixed_names[0] != INTERCEPT:
         raise FormulaError(f"fixed part {formula.fixed!r}: the intercept must be its first column")
-    response = make_response(family, _response_columns(formula, frame, family))
+    if family.ordinal and not has_intercept:
+        raise FormulaError(
+            f"fixed part {formula.fixed!r}: the {family.name} family's thresholds take the intercept's "
+            "place; remove '0 +' / '- 1' from the formula"
+        )
+    response = make_response(
+        family,
+        _response_columns(formula, frame, family),
+        trials=_addition(formula.trials, "trials", frame),
+        weights=_addition(formula.weights, "weights", frame),
+    )
     blocks, Z = _gather_blocks(formula.group_terms, frame)
     offset_specs, offset = [], None
     for expression in formula.offsets:
@@ -233,6 +251,11 @@ def _used_columns(formula: FormulaSpec, data: pd.DataFrame) -> list[str]:
     responses = [f"`{e}`" if e in data.columns else f"I({e})" for e in formula.response]
     for expression in responses:
         response_names.extend(_expression_columns(expression, data, formula.formula))
+    addition_names: list[str] = []
+    for expression in (formula.trials, formula.weights):
+        if expression is not None:
+            wrapped = f"`{expression}`" if expression in data.columns else f"I({expression})"
+            addition_names.extend(_expression_columns(wrapped, data, formula.formula))
     offsets = [f"0 + I({offset})" for offset in formula.offsets]
     for expression in [formula.fixed, *offsets, *(t.expr for t in formula.group_terms)]:
         predictor_names.extend(_expression_columns(expression, data, formula.formula))
@@ -251,7 +274,7 @@ def _used_columns(formula: FormulaSpec, data: pd.DataFrame) -> list[str]:
             f"data column {INTERCEPT!r} in {formula.formula!r} clashes with the intercept's name; "
             "rename the column (the intercept is included unless the formula says '0 +')"
         )
-    return list(dict.fromkeys(response_names + predictor_names))
+    return list(dict.fromkeys(response_names + addition_names + predictor_names))
 
 
 _BACKTICK = re.compile(r"`([^`]*)`")
@@ -283,7 +306,16 @@ def _translated(
         fixed=predictors(formula.fixed),
         group_terms=tuple(replace(t, expr=predictors(t.expr)) for t in formula.group_terms),
         offsets=tuple(_r_to_python(offset, columns) for offset in formula.offsets),
+        trials=_addition_python(formula.trials, columns),
+        weights=_addition_python(formula.weights, columns),
     )
+
+
+def _addition_python(expression: str | None, columns: tuple[str, ...]) -> str | None:
+    if expression is None:
+        return None
+    bare = expression[1:-1] if _BACKTICK.fullmatch(expression) else expression
+    return bare if bare in columns else _r_to_python(bare, columns)
 
 
 def _polynomial_contrasts(expression: str, ordered: frozenset[str]) -> str:
@@ -582,6 +614,21 @@ def _check_finite(matrix: np.ndarray, names: tuple[str, ...], what: str) -> None
         )
 
 
+def _addition(expression: str | None, name: str, frame: pd.DataFrame) -> tuple[str, np.ndarray] | None:
+    """The (expression, values) of an addition term ``y | name(expression)``, or None."""
+    if expression is None:
+        return None
+    column = expression[1:-1] if _BACKTICK.fullmatch(expression) else expression
+    if column in frame.columns and not pd.api.types.is_numeric_dtype(frame[column]):
+        raise DataError(
+            f"{name}({column}): column {column!r} is not numeric (dtype {frame[column].dtype}); "
+            f"{name}() takes numbers"
+        )
+    if column in frame.columns:
+        return column, frame[column].to_numpy(dtype=float)
+    return expression, _materialize(f"0 + I({expression})", frame, f"{name}({expression})")[1][:, 0]
+
+
 def _response_columns(formula: FormulaSpec, frame: pd.DataFrame, family: Family) -> dict[str, np.ndarray]:
     return {expr: _response_values(expr, frame, family) for expr in formula.response}
 
@@ -593,6 +640,16 @@ def _response_values(expression: str, frame: pd.DataFrame, family: Family) -> np
     binary = family.response in ("binary", "binomial")
     if pd.api.types.is_bool_dtype(column):
         return column.to_numpy(dtype=np.int64)
+    if family.ordinal and isinstance(column.dtype, pd.CategoricalDtype) and column.cat.ordered:
+        return column.cat.remove_unused_categories().cat.codes.to_numpy(dtype=float) + 1
+    if family.ordinal and not pd.api.types.is_numeric_dtype(column):
+        levels = list(pd.unique(column.astype(str)))[:5]
+        raise DataError(
+            f"response {expression!r} has unordered categories ({', '.join(map(repr, levels))}, ...); the "
+            f"{family.name} family needs their order: make it an ordered categorical, e.g. "
+            f"data[{expression!r}] = pd.Categorical(data[{expression!r}], categories=[lowest, ..., highest], "
+            "ordered=True), or code them 1, 2, ..., K"
+        )
     if isinstance(column.dtype, pd.CategoricalDtype):
         levels = list(column.cat.remove_unused_categories().cat.categories)
     elif pd.api.types.is_numeric_dtype(column):

@@ -76,6 +76,13 @@ class Dpar:
         inside = ", ".join(p for p in parts if p)
         return f"<{inside}>" if inside else ""
 
+    @property
+    def supports(self) -> tuple[str, ...]:
+        """Which prior supports suit it (see :class:`lmmformula.priors.Distribution`)."""
+        if self.lower == 0 and self.upper == 1:
+            return ("unit",)
+        return ("real", "positive")
+
     def prior_for(self, y: np.ndarray) -> str:
         return self.default_prior(y) if callable(self.default_prior) else self.default_prior
 
@@ -89,6 +96,8 @@ RESPONSE_DECLARATIONS = {
     "  array[N] int<lower=0> trials;  // number of trials",
     "positive": "vector<lower=0>[N] Y;  // response (positive)",
     "unit": "vector<lower=0, upper=1>[N] Y;  // response (between 0 and 1)",
+    "ordinal": "int<lower=1> nthres;  // number of thresholds (categories - 1)\n"
+    "  array[N] int<lower=1, upper=nthres + 1> Y;  // response category",
 }
 
 
@@ -113,10 +122,15 @@ class Family:
     function (the population part enters it as ``Xc * b``); for any other link the program
     adds ``Xc * b`` to ``mu`` itself. ``intercept_location`` and ``intercept_scale`` give
     brms's default intercept prior (link scale) and the scale of the half-t priors on sd.
-    ``log_density``, ``random``, ``mean`` and ``variance`` take the response-scale mean and
-    the dpars by name; ``mean`` must be linear in that mean (the auto rule's working weights
-    take its derivative by the chain rule), unless ``working_scale`` is set: then the ``auto``
-    rule reads the response through it as a gaussian one (lognormal: log y) instead.
+    ``log_density``, ``random``, ``mean`` and ``variance`` take ``mu`` (see :meth:`mu`: the
+    response-scale mean, or an ordinal family's latent predictor), the dpars by name and
+    :attr:`options` (an ordinal family's ``thresholds`` too, shape (..., K - 1)); ``mean``
+    must be linear in that mean (the auto rule's working weights take its derivative by the
+    chain rule), unless ``working_scale`` is set: then the ``auto``
+    rule reads the response through it as a gaussian one (lognormal: log y) instead, or
+    ``working_family`` names the family whose mean and variance it uses on the non-zero
+    responses (zero-inflated and hurdle counts: their count family; a hurdle model's zeros say
+    nothing about mu, a zero-inflated model's little).
     """
 
     name: str
@@ -131,6 +145,8 @@ class Family:
     dpars: tuple[Dpar, ...] = ()
     glm_links: tuple[str, ...] = ()
     working_scale: Callable[[np.ndarray], np.ndarray] | None = None  # auto rule: gaussian on this scale
+    working_family: str | None = None  # auto rule: read the non-zero responses as this family
+    ordinal: bool = False  # ordered categories: thresholds (a vector Intercept) instead of an intercept
     link: str = ""
     description: str = field(default="", compare=False)
 
@@ -171,6 +187,23 @@ class Family:
     def has_sigma(self) -> bool:
         """Whether the family has a residual sd (``sigma``)."""
         return any(dpar.name == "sigma" for dpar in self.dpars)
+
+    def mu(self, eta: np.ndarray) -> np.ndarray:
+        """What the numpy functions take as ``mu`` for the linear predictor ``eta``: the mean
+        (the inverse link of eta), or for an ordinal family eta itself (the latent predictor).
+
+        Parameters
+        ----------
+        eta : numpy.ndarray
+            The linear predictor.
+        """
+        return np.asarray(eta, dtype=float) if self.ordinal else self.link_function.inverse(eta)
+
+    @property
+    def options(self) -> dict:
+        """Keyword arguments the numpy functions need besides mu and the dpars: an ordinal
+        family's link (its latent distribution) and nothing for the others."""
+        return {"link": self.link} if self.ordinal else {}
 
     def response_declaration(self) -> str:
         """The Stan data declaration(s) of the response."""
@@ -354,16 +387,181 @@ WEIBULL = Family(
     dpars=(SHAPE,), description="positive response (Weibull, mean mu)",
 )  # fmt: skip
 
+ZI = Dpar("zi", "zero-inflation probability", lower=0, upper=1, default_prior="beta(1, 1)", link="logit",
+          typical=0.1)  # fmt: skip
+HU = Dpar("hu", "hurdle probability (of a zero)", lower=0, upper=1, default_prior="beta(1, 1)", link="logit",
+          typical=0.3)  # fmt: skip
+
+
+def _poisson_zero(mu):
+    """log P(0) of a poisson count with mean mu."""
+    return -np.asarray(mu, dtype=float)
+
+
+def _negbinomial_zero(mu, shape):
+    """log P(0) of an NB2 count with mean mu and shape."""
+    return -shape * np.log1p(np.asarray(mu, dtype=float) / shape)
+
+
+def _zero_inflated(count_logpmf, log_zero):
+    def log_density(y, mu, zi, trials=None, **dpars):
+        y = np.asarray(y)
+        with np.errstate(divide="ignore"):
+            zero = np.logaddexp(np.log(zi), np.log1p(-zi) + log_zero(mu, **dpars))
+            positive = np.log1p(-zi) + count_logpmf(y, mu, **dpars)
+        return np.where(y == 0, zero, positive)
+
+    return log_density
+
+
+def _hurdle(count_logpmf, log_zero):
+    def log_density(y, mu, hu, trials=None, **dpars):
+        y = np.asarray(y)
+        with np.errstate(divide="ignore"):
+            positive = np.log1p(-hu) + count_logpmf(y, mu, **dpars) - np.log(-np.expm1(log_zero(mu, **dpars)))
+            return np.where(y == 0, np.log(hu) + 0 * positive, positive)
+
+    return log_density
+
+
+def _truncated_draws(rng, mu, log_zero, quantile, **dpars):
+    """Draws of a count conditioned on being > 0, by inverting the cdf above P(0)."""
+    mu = np.asarray(mu, dtype=float)
+    p0 = np.exp(log_zero(mu, **dpars))
+    u = p0 + (1 - p0) * rng.uniform(size=np.shape(mu))
+    return np.maximum(quantile(np.minimum(u, 1 - 1e-15), mu, **dpars), 1).astype(np.int64)
+
+
+def _poisson_logpmf(y, mu):
+    return stats.poisson.logpmf(y, mu)
+
+
+def _poisson_quantile(u, mu):
+    return stats.poisson.ppf(u, mu)
+
+
+def _negbinomial_logpmf(y, mu, shape):
+    return stats.nbinom.logpmf(y, shape, shape / (shape + mu))
+
+
+def _negbinomial_quantile(u, mu, shape):
+    return stats.nbinom.ppf(u, shape, shape / (shape + mu))
+
+
+def _hurdle_moments(mu, hu, log_zero, variance, **dpars):
+    """Mean and variance of a hurdle count: E[Y^2] = (1 - hu) (var + mu^2) / (1 - P(0)) for the base count."""
+    positive = (1 - hu) / -np.expm1(log_zero(mu, **dpars))
+    mean = positive * mu
+    return mean, positive * (variance(mu, **dpars) + np.square(mu)) - np.square(mean)
+
+
+ZERO_INFLATED_POISSON = Family(
+    "zero_inflated_poisson", ("log",), "count", _median_on_link, _two_and_a_half,
+    log_density=_zero_inflated(_poisson_logpmf, lambda mu: _poisson_zero(mu)),
+    random=lambda rng, mu, zi, trials=None: np.where(rng.uniform(size=np.shape(mu)) < zi, 0, rng.poisson(mu)),
+    mean=lambda mu, zi=0.0, trials=None: (1 - zi) * mu,
+    variance=lambda mu, zi, trials=None: (1 - zi) * mu * (1 + zi * mu),
+    dpars=(ZI,), working_family="poisson",
+    description="counts with extra zeros (a zero with probability zi, else poisson)",
+)  # fmt: skip
+ZERO_INFLATED_NEGBINOMIAL = Family(
+    "zero_inflated_negbinomial", ("log",), "count", _median_on_link, _two_and_a_half,
+    log_density=_zero_inflated(_negbinomial_logpmf, _negbinomial_zero),
+    random=lambda rng, mu, shape, zi, trials=None: np.where(
+        rng.uniform(size=np.shape(mu)) < zi, 0, rng.negative_binomial(shape, shape / (shape + mu))),
+    mean=lambda mu, shape=None, zi=0.0, trials=None: (1 - zi) * mu,
+    variance=lambda mu, shape, zi, trials=None: (1 - zi) * (mu + np.square(mu) / shape)
+    + zi * (1 - zi) * np.square(mu),
+    dpars=(SHAPE, ZI), working_family="negbinomial",
+    description="overdispersed counts with extra zeros (a zero with probability zi, else negbinomial)",
+)  # fmt: skip
+HURDLE_POISSON = Family(
+    "hurdle_poisson", ("log",), "count", _median_on_link, _two_and_a_half,
+    log_density=_hurdle(_poisson_logpmf, lambda mu: _poisson_zero(mu)),
+    random=lambda rng, mu, hu, trials=None: np.where(
+        rng.uniform(size=np.shape(mu)) < hu, 0,
+        _truncated_draws(rng, mu, lambda mu: _poisson_zero(mu), _poisson_quantile)),
+    mean=lambda mu, hu, trials=None: _hurdle_moments(mu, hu, lambda mu: _poisson_zero(mu), lambda mu: mu)[0],
+    variance=lambda mu, hu, trials=None: _hurdle_moments(
+        mu, hu, lambda mu: _poisson_zero(mu), lambda mu: mu)[1],
+    dpars=(HU,), working_family="poisson",
+    description="counts whose zeros have their own probability hu (else a zero-truncated poisson)",
+)  # fmt: skip
+HURDLE_NEGBINOMIAL = Family(
+    "hurdle_negbinomial", ("log",), "count", _median_on_link, _two_and_a_half,
+    log_density=_hurdle(_negbinomial_logpmf, _negbinomial_zero),
+    random=lambda rng, mu, shape, hu, trials=None: np.where(
+        rng.uniform(size=np.shape(mu)) < hu, 0,
+        _truncated_draws(rng, mu, _negbinomial_zero, _negbinomial_quantile, shape=shape)),
+    mean=lambda mu, shape, hu, trials=None: _hurdle_moments(
+        mu, hu, _negbinomial_zero, lambda mu, shape: mu + np.square(mu) / shape, shape=shape)[0],
+    variance=lambda mu, shape, hu, trials=None: _hurdle_moments(
+        mu, hu, _negbinomial_zero, lambda mu, shape: mu + np.square(mu) / shape, shape=shape)[1],
+    dpars=(SHAPE, HU), working_family="negbinomial",
+    description="overdispersed counts whose zeros have their own probability hu (else zero-truncated)",
+)  # fmt: skip
+
+
+def _latent_cdf(link: str):
+    return special.expit if link == "logit" else special.ndtr
+
+
+def _category_probabilities(mu, thresholds, link="logit"):
+    """P(Y = k), k = 1..len(thresholds) + 1, of an ordinal response with latent linear predictor
+    ``mu`` (any shape) and ``thresholds`` (shape (..., K - 1), broadcasting against ``mu``)."""
+    mu = np.asarray(mu, dtype=float)[..., None]
+    cdf = _latent_cdf(link)(np.asarray(thresholds, dtype=float) - mu)
+    shape = np.broadcast_shapes(cdf.shape[:-1], mu.shape[:-1]) + (1,)
+    cumulative = np.concatenate([np.zeros(shape), np.broadcast_to(cdf, shape[:-1] + cdf.shape[-1:]),
+                                 np.ones(shape)], axis=-1)  # fmt: skip
+    return np.diff(cumulative, axis=-1)
+
+
+def _cumulative_log_density(y, mu, thresholds, link="logit", trials=None):
+    probabilities = _category_probabilities(mu, thresholds, link)
+    y = np.broadcast_to(np.asarray(y, dtype=np.int64), probabilities.shape[:-1])
+    with np.errstate(divide="ignore"):
+        return np.log(np.take_along_axis(probabilities, (y - 1)[..., None], axis=-1)[..., 0])
+
+
+def _cumulative_random(rng, mu, thresholds, link="logit", trials=None):
+    probabilities = _category_probabilities(mu, thresholds, link)
+    u = rng.uniform(size=probabilities.shape[:-1])[..., None]
+    return 1 + (np.cumsum(probabilities, axis=-1)[..., :-1] < u).sum(axis=-1)
+
+
+def _cumulative_mean(mu, thresholds, link="logit", trials=None):
+    probabilities = _category_probabilities(mu, thresholds, link)
+    return probabilities @ np.arange(1, probabilities.shape[-1] + 1)
+
+
+def _cumulative_variance(mu, thresholds, link="logit", trials=None):
+    probabilities = _category_probabilities(mu, thresholds, link)
+    k = np.arange(1, probabilities.shape[-1] + 1)
+    return probabilities @ np.square(k) - np.square(probabilities @ k)
+
+
+CUMULATIVE = Family(
+    "cumulative", ("logit", "probit"), "ordinal", _zero, _two_and_a_half,
+    log_density=_cumulative_log_density, random=_cumulative_random, mean=_cumulative_mean,
+    variance=_cumulative_variance, working_scale=lambda y: np.asarray(y, dtype=float), ordinal=True,
+    description="ordered categories 1..K: P(Y <= k) = F(threshold_k - mu), thresholds b_Intercept[k]",
+)  # fmt: skip
+
 #: Every family, by name.
 FAMILIES = {
     family.name: family
     for family in (GAUSSIAN, STUDENT, BERNOULLI, BINOMIAL, POISSON, NEGBINOMIAL, GAMMA, LOGNORMAL, BETA,
-                   EXPONENTIAL, WEIBULL)
+                   EXPONENTIAL, WEIBULL, ZERO_INFLATED_POISSON, ZERO_INFLATED_NEGBINOMIAL, HURDLE_POISSON,
+                   HURDLE_NEGBINOMIAL, CUMULATIVE)
 }  # fmt: skip
 # lf.families.Gaussian(), lf.families.Bernoulli("probit"), ...: the registry entries are callable
 Gaussian, Student, Bernoulli, Binomial, Poisson = GAUSSIAN, STUDENT, BERNOULLI, BINOMIAL, POISSON
 NegBinomial, Gamma, Lognormal, Beta = NEGBINOMIAL, GAMMA, LOGNORMAL, BETA
 Exponential, Weibull = EXPONENTIAL, WEIBULL
+ZeroInflatedPoisson, ZeroInflatedNegBinomial = ZERO_INFLATED_POISSON, ZERO_INFLATED_NEGBINOMIAL
+HurdlePoisson, HurdleNegBinomial = HURDLE_POISSON, HURDLE_NEGBINOMIAL
+Cumulative = CUMULATIVE
 
 
 def get_family(family: str | Family, link: str | None = None) -> Family:
@@ -373,7 +571,8 @@ def get_family(family: str | Family, link: str | None = None) -> Family:
     ----------
     family : str or Family
         A name in ``FAMILIES`` (gaussian, student, bernoulli, binomial, poisson, negbinomial,
-        gamma, lognormal, beta, exponential, weibull), or a Family (e.g.
+        gamma, lognormal, beta, exponential, weibull, zero_inflated_poisson,
+        zero_inflated_negbinomial, hurdle_poisson, hurdle_negbinomial, cumulative), or a Family (e.g.
         ``lf.families.Bernoulli("probit")``).
     link : str, optional
         One of the family's links (default: its first, canonical one).
@@ -399,18 +598,36 @@ def get_family(family: str | Family, link: str | None = None) -> Family:
 
 @dataclass(frozen=True)
 class Response:
-    """The response as Stan needs it: ``y`` and, for binomial, the number of trials."""
+    """The response as Stan needs it: ``y``, for binomial the number of trials, and the
+    likelihood weights of ``y | weights(w)``."""
 
     y: np.ndarray
     trials: np.ndarray | None = None
+    weights: np.ndarray | None = None
 
 
-def make_response(family: Family, columns: dict[str, np.ndarray]) -> Response:
+def make_response(
+    family: Family,
+    columns: dict[str, np.ndarray],
+    trials: tuple[str, np.ndarray] | None = None,
+    weights: tuple[str, np.ndarray] | None = None,
+) -> Response:
     """Check the evaluated response expressions against the family and build the response.
 
-    ``columns`` maps each response expression (one, or two for ``cbind``) to its values.
+    ``columns`` maps each response expression (one, or two for ``cbind``) to its values;
+    ``trials`` and ``weights`` are the (expression, values) of ``y | trials(n)`` and
+    ``y | weights(w)``.
     """
+    response = _response(family, columns, trials)
+    if weights is not None:
+        response = replace(response, weights=_weights(*weights))
+    return response
+
+
+def _response(family: Family, columns: dict[str, np.ndarray], trials) -> Response:
     names = list(columns)
+    if trials is not None:
+        return _binomial_from_trials(family, names, columns, *trials)
     if len(names) == 2:
         return _binomial_from_cbind(family, names, columns)
     name, values = names[0], columns[names[0]]
@@ -432,6 +649,8 @@ def make_response(family: Family, columns: dict[str, np.ndarray]) -> Response:
         return Response(y=values.astype(np.int64))
     if family.response == "count":
         return Response(y=_counts(name, values, family.name))
+    if family.response == "ordinal":
+        return Response(y=_categories(name, values, family.name))
     if family.response == "positive" and (values <= 0).any():
         bad = values[values <= 0]
         raise DataError(
@@ -464,6 +683,58 @@ def _binomial_from_cbind(family: Family, names: list[str], columns: dict) -> Res
     if (trials > LARGEST_COUNT).any():
         raise DataError(f"cbind({', '.join(names)}): trials above {LARGEST_COUNT} (Stan's largest integer)")
     return Response(y=successes, trials=trials)
+
+
+def _binomial_from_trials(family: Family, names: list[str], columns: dict, name: str, values) -> Response:
+    if family.response != "binomial":
+        raise DataError(
+            f"'| trials({name})' gives the number of trials of a binomial response; pass family='binomial' "
+            f"or drop trials() for the {family.name} family"
+        )
+    if len(names) == 2:
+        raise DataError(
+            f"cbind({', '.join(names)}) already gives the trials (successes + failures); "
+            f"drop '| trials({name})'"
+        )
+    successes = _counts(names[0], columns[names[0]], "binomial")
+    trials = _counts(f"trials({name})", np.asarray(values, dtype=float), "binomial")
+    over = np.flatnonzero(successes > trials)
+    if len(over):
+        raise DataError(
+            f"response {names[0]!r} exceeds trials({name}) in {len(over)} row(s) (rows {over[:5].tolist()}, "
+            f"e.g. {int(successes[over[0]])} successes of {int(trials[over[0]])}); successes must be at most "
+            "the number of trials"
+        )
+    return Response(y=successes, trials=trials)
+
+
+def _weights(name: str, values) -> np.ndarray:
+    values = np.asarray(values, dtype=float)
+    bad = np.flatnonzero(~np.isfinite(values) | (values < 0))
+    if len(bad):
+        raise DataError(
+            f"weights({name}) has {len(bad)} negative or infinite value(s) (rows {bad[:5].tolist()}, e.g. "
+            f"{values[bad[0]]:g}); likelihood weights must be finite and >= 0"
+        )
+    if not (values > 0).any():
+        raise DataError(f"weights({name}) is zero in every row; at least one row must have a positive weight")
+    return values
+
+
+def _categories(name: str, values: np.ndarray, family: str) -> np.ndarray:
+    """Ordinal categories 1..K, from integers >= 1 (an ordered categorical arrives as its codes + 1)."""
+    if not np.isfinite(values).all() or (np.round(values) != values).any() or (values < 1).any():
+        bad = values[~np.isfinite(values) | (np.round(values) != values) | (values < 1)][:3].tolist()
+        hint = (
+            " (add 1: 'I(y + 1) ~ ...')" if (values >= 0).all() and (np.round(values) == values).all() else ""
+        )
+        raise DataError(
+            f"response {name!r} has values {bad}; the {family} family needs categories coded 1, 2, ..., K"
+            f"{hint} or an ordered categorical column, e.g. pd.Categorical(y, categories=[...], ordered=True)"
+        )
+    if values.max() < 2:
+        raise DataError(f"response {name!r} has one category only; the {family} family needs at least two")
+    return values.astype(np.int64)
 
 
 def _is_binary(values: np.ndarray) -> bool:

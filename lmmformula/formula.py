@@ -45,6 +45,8 @@ class FormulaSpec:
     fixed: str
     group_terms: tuple[GroupTerm, ...]
     offsets: tuple[str, ...] = ()  # the expressions inside offset(...), added to the linear predictor
+    trials: str | None = None  # 'y | trials(n)': the number of binomial trials per row
+    weights: str | None = None  # 'y | weights(w)': each row's log density times w
 
 
 def parse_formula(formula: str) -> FormulaSpec:
@@ -68,6 +70,8 @@ def parse_formula(formula: str) -> FormulaSpec:
     return FormulaSpec(
         formula=restore(spec.formula),
         response=tuple(restore(part) for part in spec.response),
+        trials=None if spec.trials is None else restore(spec.trials),
+        weights=None if spec.weights is None else restore(spec.weights),
         fixed=restore(spec.fixed),
         group_terms=tuple(
             GroupTerm(
@@ -117,11 +121,7 @@ def _parse(formula: str) -> FormulaSpec:
     lhs, rhs = text[: tilde[0]].strip(), text[tilde[0] + 1 :].strip()
     if not lhs:
         raise FormulaError(f"formula {text!r} has no response on the left of '~'")
-    if _top_level_positions(lhs, "|"):
-        raise FormulaError(
-            f"response {lhs!r}: brms's addition terms ('y | weights(w)', 'y | trials(n)', ...) are not "
-            "supported yet; for binomial trials write 'cbind(successes, failures) ~ ...'"
-        )
+    lhs, additions = _split_additions(lhs)
     if not rhs:
         raise FormulaError(f"formula {text!r} has nothing on the right of '~'; use '~ 1'")
     fixed, bars = _split_bars(rhs)
@@ -132,8 +132,63 @@ def _parse(formula: str) -> FormulaSpec:
     terms = tuple(term for bar in bars for term in _expand_bar(bar))
     fixed, offsets = _split_offsets(fixed)
     return FormulaSpec(
-        formula=text, response=_parse_response(lhs), fixed=fixed, group_terms=terms, offsets=offsets
+        formula=text,
+        response=_parse_response(lhs),
+        fixed=fixed,
+        group_terms=terms,
+        offsets=offsets,
+        trials=additions.get("trials"),
+        weights=additions.get("weights"),
     )
+
+
+_ADDITION = re.compile(r"^([A-Za-z_.][\w.]*)\s*\((.*)\)$", re.DOTALL)
+ADDITION_TERMS = ("trials", "weights")
+#: brms's other addition terms, named in the error that says they are not supported
+_BRMS_ADDITIONS = (
+    "se",
+    "cens",
+    "trunc",
+    "mi",
+    "rate",
+    "subset",
+    "thres",
+    "cat",
+    "dec",
+    "vint",
+    "vreal",
+    "index",
+)
+
+
+def _split_additions(lhs: str) -> tuple[str, dict[str, str]]:
+    """brms's addition terms: 'y | trials(n) + weights(w)' -> ('y', {'trials': 'n', 'weights': 'w'})."""
+    bars = _top_level_positions(lhs, "|")
+    if not bars:
+        return lhs, {}
+    if len(bars) > 1:
+        raise FormulaError(f"response {lhs!r}: write the addition terms after one '|', joined by '+'")
+    response, right = lhs[: bars[0]].strip(), lhs[bars[0] + 1 :].strip()
+    if not response:
+        raise FormulaError(f"response {lhs!r} has nothing before '|'; write e.g. 'y | weights(w) ~ x'")
+    additions: dict[str, str] = {}
+    for part in _split_top_level(right, "+"):
+        part = part.strip()
+        match = _ADDITION.match(part)
+        name = match.group(1) if match else ""
+        if name not in ADDITION_TERMS:
+            known = "; brms's " + repr(name) + " is not supported yet" if name in _BRMS_ADDITIONS else ""
+            raise FormulaError(
+                f"response {lhs!r}: {part!r} is not an addition term lmmformula knows{known}; the response "
+                "takes 'y | trials(n)' (binomial), 'y | weights(w)' or both: 'y | trials(n) + weights(w)'"
+            )
+        inside = match.group(2).strip()
+        if not inside:
+            raise FormulaError(f"response {lhs!r}: {name}() needs a column or expression, e.g. {name}(n)")
+        if name in additions:
+            raise FormulaError(f"response {lhs!r}: {name}(...) is given twice")
+        additions[name] = inside
+    return response, additions
 
 
 _OFFSET = re.compile(r"^offset\s*\((.*)\)$", re.DOTALL)

@@ -33,7 +33,7 @@ from scipy.stats import chi2
 
 from .design import Design
 from .errors import ArgumentError
-from .families import GAUSSIAN, Family
+from .families import GAUSSIAN, Family, get_family
 
 PARAMETERIZATIONS = ("auto", "centered", "noncentered")
 
@@ -109,7 +109,7 @@ def choose_parameterizations(
         return ()
     explicit = {i: e for i, e in enumerate(entries) if isinstance(e, BlockParameterization)}
     for i, entry in explicit.items():
-        _check_explicit(entry, blocks[i].columns, design.spec.coefficient_names, blocks[i].factor.name)
+        _check_explicit(entry, blocks[i].columns, design.spec.center_names, blocks[i].factor.name)
     claimed = [name for entry in explicit.values() for name in entry.centers]
     twice = sorted({name for name in claimed if claimed.count(name) > 1})
     if twice:
@@ -127,7 +127,7 @@ def choose_parameterizations(
         or (entry == "auto" and bool(np.all(ratios[i] > center_threshold(len(blocks[i].factor.levels)))))
         for i, entry in enumerate(entries)
     ]
-    free = tuple(name for name in design.spec.coefficient_names if name not in claimed)
+    free = tuple(name for name in design.spec.center_names if name not in claimed)
     ruled = [c and i not in explicit for i, c in enumerate(centered)]
     centers = assign_centers([block.columns for block in blocks], ratios, ruled, free)
     return tuple(
@@ -273,9 +273,14 @@ def _working_residuals(design: Design) -> tuple[np.ndarray, np.ndarray]:
         X = np.column_stack([np.ones(design.n), X])
     y = design.response.y.astype(float)
     trials = design.response.trials
+    # 'y | weights(w)': a row of weight w informs as much as w rows
+    prior_weights = design.response.weights if design.response.weights is not None else np.ones_like(y)
     if family.working_scale is not None:  # e.g. lognormal: a gaussian on log y
         y = family.working_scale(y)
         family = GAUSSIAN
+    elif family.working_family is not None:  # e.g. hurdle_poisson: its poisson counts, zeros left out
+        family = get_family(family.working_family, family.link)
+        prior_weights = prior_weights * (y > 0)
     link = family.link_function
     dpars = {dpar.name: dpar.typical for dpar in family.dpars}
 
@@ -287,7 +292,7 @@ def _working_residuals(design: Design) -> tuple[np.ndarray, np.ndarray]:
         slope = np.asarray(family.mean(link.derivative(eta), **dpars, trials=trials), dtype=float)
         slope = np.where(np.abs(slope) < 1e-8, 1e-8, slope)
         variance = np.asarray(family.variance(link.inverse(eta), **dpars, trials=trials), dtype=float)
-        weights = np.maximum(slope**2 / np.maximum(variance, 1e-12), 1e-8)
+        weights = np.maximum(slope**2 / np.maximum(variance, 1e-12), 1e-8) * prior_weights
         return weights, (y - mean_of(eta)) / slope
 
     offset = design.offset if design.offset is not None else np.zeros_like(y)

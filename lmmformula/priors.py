@@ -23,7 +23,8 @@ class Distribution:
 
     ``positive``: the arguments that must be > 0. ``support``: ``"real"`` (any value; on
     ``sd`` and ``sigma``, which are >= 0, it becomes its half-distribution), ``"positive"``
-    (only for ``sd`` and ``sigma``) or ``"correlation"`` (only for ``cor``).
+    (only for ``sd``, ``sigma`` and positive family parameters), ``"unit"`` (only for family
+    parameters between 0 and 1, such as ``zi``) or ``"correlation"`` (only for ``cor``).
     """
 
     name: str
@@ -51,6 +52,7 @@ DISTRIBUTIONS = {
         _distribution("lognormal", "location scale", "scale", "positive"),
         _distribution("weibull", "shape scale", "shape scale", "positive"),
         _distribution("chi_square", "df", "df", "positive"),
+        _distribution("beta", "a b", "a b", "unit"),
         _distribution("lkj_corr_cholesky", "eta", "eta", "correlation"),
     )
 }
@@ -128,11 +130,12 @@ class PriorData:
         return dict(zip(self.data_names(), map(float, self.prior.args)))
 
 
-def parse_prior(text: str, parameter_class: str) -> Prior:
+def parse_prior(text: str, parameter_class: str, supports: tuple[str, ...] | None = None) -> Prior:
     """Parse and check ``"normal(0, 5)"`` (numbers only as arguments) for ``parameter_class``.
 
     The distribution must be in :data:`DISTRIBUTIONS` and suit the class; the number of
     arguments, their finiteness and positivity are checked here, before any program exists.
+    ``supports`` overrides the class's suitable supports (a family parameter's, from its Dpar).
     """
     where = f"prior for {parameter_class!r}"
     if not isinstance(text, str):
@@ -149,7 +152,7 @@ def parse_prior(text: str, parameter_class: str) -> Prior:
         raise PriorError(f"{where}: {text!r} is not a distribution call such as 'normal(0, 5)'")
     name, inner = match.groups()
     distribution = DISTRIBUTIONS.get(_ALIASES.get(name, name))
-    suits = _SUPPORTS.get(parameter_class, ("real", "positive"))  # a family's dpar: positive
+    suits = supports or _SUPPORTS.get(parameter_class, ("real", "positive"))
     if distribution is None:
         known = [d.name for d in DISTRIBUTIONS.values() if d.support in suits]
         close = difflib.get_close_matches(name.lower(), [*DISTRIBUTIONS, *_ALIASES], n=1)
@@ -158,10 +161,8 @@ def parse_prior(text: str, parameter_class: str) -> Prior:
             f"{where}: unknown distribution {name!r} in {text!r}{hint}; use one of {', '.join(known)}"
         )
     if distribution.support not in suits:
-        raise PriorError(
-            f"{where}: {text!r} does not suit {parameter_class!r}: "
-            f"{_SUIT_HINT.get(parameter_class, _SUIT_HINT['sigma'])}"
-        )
+        hint = _SUIT_HINT.get("unit" if suits == ("unit",) else parameter_class, _SUIT_HINT["sigma"])
+        raise PriorError(f"{where}: {text!r} does not suit {parameter_class!r}: {hint}")
     pieces = [piece.strip() for piece in inner.split(",")] if inner.strip() else []
     signature = f"{name}({', '.join(distribution.arguments)})"
     if len(pieces) != len(distribution.arguments):
@@ -187,6 +188,7 @@ _SUIT_HINT = {
     "sd": "use a scale prior such as 'student_t(3, 0, 2.5)' (half-t), 'normal(0, 1)' or 'exponential(1)'",
     "sigma": "use a scale prior such as 'student_t(3, 0, 2.5)' (half-t), 'normal(0, 1)' or 'exponential(1)'",
     "cor": "correlations take 'lkj(eta)', e.g. 'lkj(2)'",
+    "unit": "it lies between 0 and 1; use 'beta(a, b)', e.g. 'beta(1, 1)'",
 }
 
 
@@ -200,7 +202,7 @@ def default_priors(family: Family, y: np.ndarray) -> dict[str, Prior]:
         "cor": Prior("lkj_corr_cholesky", (1.0,)),
     }
     for dpar in family.dpars:  # the family's own parameters, with brms's defaults from the registry
-        priors[dpar.name] = parse_prior(dpar.prior_for(y), dpar.name)
+        priors[dpar.name] = parse_prior(dpar.prior_for(y), dpar.name, dpar.supports)
     return priors
 
 
@@ -230,7 +232,8 @@ def resolve_priors(
                 f"priors: this model has no {parameter_class!r} ({PRIOR_CLASSES[parameter_class]}): "
                 f"{_ABSENT[parameter_class]}; remove the prior for {parameter_class!r}"
             )
-        priors[parameter_class] = parse_prior(text, parameter_class)
+        dpar = next((d for d in family.dpars if d.name == parameter_class), None)
+        priors[parameter_class] = parse_prior(text, parameter_class, dpar.supports if dpar else None)
     return {name: PriorData(name, prior) for name, prior in priors.items()}
 
 

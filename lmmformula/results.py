@@ -29,7 +29,10 @@ class GroupDraws:
 def fixef_draws(spec: DesignSpec, posterior: dict) -> dict[str, np.ndarray]:
     """Population-level coefficients by name (the intercept at zero predictors)."""
     out = {}
-    if spec.has_intercept:
+    if spec.has_intercept and spec.family.ordinal:  # thresholds, brms's Intercept[1], Intercept[2], ...
+        thresholds = posterior["b_Intercept"]
+        out.update({f"{INTERCEPT}[{k + 1}]": thresholds[..., k] for k in range(thresholds.shape[-1])})
+    elif spec.has_intercept:
         out[INTERCEPT] = posterior["b_Intercept"]
     for k, name in enumerate(spec.fixed_columns):
         out[name] = posterior["b"][..., k]
@@ -56,12 +59,18 @@ def coef_draws(spec: DesignSpec, posterior: dict) -> dict[str, GroupDraws]:
 
     Columns: the population-level coefficients, then terms that vary by the factor but
     are not in the fixed part (their population value is 0). A coefficient in the fixed
-    part only is the same for every level.
+    part only is the same for every level. For an ordinal family the group's intercept
+    moves every threshold the other way (P(Y <= k) = F(threshold_k - mu)): the level's
+    thresholds are ``Intercept[k] - r[level, Intercept]``.
     """
     fixed = fixef_draws(spec, posterior)
+    thresholds = [name for name in fixed if name.startswith(f"{INTERCEPT}[")] if spec.family.ordinal else []
     out = {}
     for name, group in ranef_draws(spec, posterior).items():
-        terms = tuple(fixed) + tuple(t for t in group.terms if t not in fixed)
+        shifted = thresholds if INTERCEPT in group.terms else []
+        terms = tuple(fixed) + tuple(
+            t for t in group.terms if t not in fixed and not (shifted and t == INTERCEPT)
+        )
         chains, draws, levels, _ = group.draws.shape
         values = np.zeros((chains, draws, levels, len(terms)))
         for j, term in enumerate(terms):
@@ -69,6 +78,8 @@ def coef_draws(spec: DesignSpec, posterior: dict) -> dict[str, GroupDraws]:
                 values[..., j] = fixed[term][..., None]
             if term in group.terms:
                 values[..., j] += group.draws[..., group.terms.index(term)]
+            if term in shifted:
+                values[..., j] -= group.draws[..., group.terms.index(INTERCEPT)]
         out[name] = GroupDraws(name, group.levels, terms, values)
     return out
 

@@ -1267,7 +1267,7 @@ SYNTAX = {
     "unknown-function-foo": Err(
         kw("y ~ foo(x)"), lf.FormulaError, ("'foo'", rx("unknown function|function"))
     ),
-    "weights-not-supported": Err(kw("y | weights(pos) ~ x"), lf.FormulaError, ("weights", NOT_SUPPORTED)),
+    "se-not-supported": Err(kw("y | se(pos) ~ x"), lf.FormulaError, ("se", NOT_SUPPORTED)),
     "bar-term-times-x": Err(kw("y ~ (1 | g) * x"), lf.FormulaError, ("must be added with '+'",)),
     "x-times-bar-term": Err(kw("y ~ x * (1 | g)"), lf.FormulaError, ("must be added with '+'",)),
     "bar-without-group": Err(
