@@ -12,7 +12,7 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from . import __version__
+from . import __version__, names
 from .design import INTERCEPT, Design, DesignSpec, GroupBlock
 from .parameterization import BlockParameterization
 from .priors import PriorData
@@ -36,6 +36,11 @@ class BlockCode:
     factor: str
     sources: str
     columns: str
+
+    @property
+    def names(self) -> names.BlockNames:
+        """The block's Stan names (:mod:`lmmformula.names`)."""
+        return names.block(self.index)
 
 
 def comment_safe(text: object) -> str:
@@ -132,28 +137,29 @@ def build_data(
 ) -> dict:
     """The Stan data matching :func:`render_code`."""
     spec = design.spec
-    data: dict = {"N": design.n, "Y": design.response.y}
+    data: dict = {names.ROWS: design.n, names.RESPONSE: design.response.y}
     if design.response.trials is not None:
-        data["trials"] = design.response.trials
+        data[names.TRIALS] = design.response.trials
     if spec.family.ordinal:
-        data["nthres"] = int(design.response.y.max()) - 1
+        data[names.THRESHOLD_COUNT] = int(design.response.y.max()) - 1
     if design.response.weights is not None:
-        data["weights"] = design.response.weights
+        data[names.WEIGHTS] = design.response.weights
     if design.offset is not None:
-        data["offsets"] = design.offset
+        data[names.OFFSETS] = design.offset
     if spec.fixed_columns:
-        data["K"] = len(spec.fixed_columns)
-        data["X"] = design.X
+        data[names.SLOPE_COUNT] = len(spec.fixed_columns)
+        data[names.DESIGN] = design.X
     for i, (block, code, choice, Z, J) in enumerate(
         zip(spec.blocks, block_codes(spec, parameterizations), parameterizations, design.Z, design.J), start=1
     ):
-        data[f"N_{i}"] = len(block.factor.levels)
-        data[f"M_{i}"] = len(block.columns)
-        data[f"J_{i}"] = J
-        data[f"Z_{i}"] = Z
-        data[f"centered_{i}"] = int(choice.centered)
+        block_names = names.block(i)
+        data[block_names.levels] = len(block.factor.levels)
+        data[block_names.columns] = len(block.columns)
+        data[block_names.level_of] = J
+        data[block_names.design] = Z
+        data[block_names.centered] = int(choice.centered)
         if code.center:
-            data[f"F_{i}"] = center_map(block, spec.center_names, choice.centers)
+            data[block_names.center_map] = center_map(block, spec.center_names, choice.centers)
     for prior in used_priors(design, priors):
         data.update(prior.stan_data())
     return data
@@ -178,7 +184,7 @@ def _block_code(
         template=f"group/{'correlated' if block.correlated else 'uncorrelated'}.stan.j2",
         parameterization=comment_safe(choice),
         correlated=block.correlated,
-        center=f"F_{index} * {coefficients}" if coefficients else None,
+        center=f"{names.block(index).center_map} * {coefficients}" if coefficients else None,
         intercept_first=block.columns[0] == INTERCEPT,
         n_columns=len(block.columns),
         factor=comment_safe(block.factor.name),
@@ -191,9 +197,9 @@ def _coefficients(spec: DesignSpec) -> tuple[str | None, str]:
     """All population-level coefficients as one Stan vector (intercept first), and its size."""
     intercept = spec.has_intercept and INTERCEPT in spec.center_names  # not an ordinal family's thresholds
     if intercept and spec.fixed_columns:
-        return "append_row(b_Intercept, b)", "K + 1"
+        return f"append_row({names.INTERCEPT_AT_ZERO}, {names.SLOPES})", f"{names.SLOPE_COUNT} + 1"
     if intercept:
-        return "rep_vector(b_Intercept, 1)", "1"
+        return f"rep_vector({names.INTERCEPT_AT_ZERO}, 1)", "1"
     if spec.fixed_columns:
-        return "b", "K"
+        return names.SLOPES, names.SLOPE_COUNT
     return None, "0"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from . import diagnostics
+from . import diagnostics, names
 from .design import INTERCEPT, DesignSpec
 
 
@@ -30,12 +30,12 @@ def fixef_draws(spec: DesignSpec, posterior: dict) -> dict[str, np.ndarray]:
     """Population-level coefficients by name (the intercept at zero predictors)."""
     out = {}
     if spec.has_intercept and spec.family.ordinal:  # thresholds, brms's Intercept[1], Intercept[2], ...
-        thresholds = posterior["b_Intercept"]
+        thresholds = posterior[names.INTERCEPT_AT_ZERO]
         out.update({f"{INTERCEPT}[{k + 1}]": thresholds[..., k] for k in range(thresholds.shape[-1])})
     elif spec.has_intercept:
-        out[INTERCEPT] = posterior["b_Intercept"]
+        out[INTERCEPT] = posterior[names.INTERCEPT_AT_ZERO]
     for k, name in enumerate(spec.fixed_columns):
-        out[name] = posterior["b"][..., k]
+        out[name] = posterior[names.SLOPES][..., k]
     return out
 
 
@@ -44,7 +44,7 @@ def ranef_draws(spec: DesignSpec, posterior: dict) -> dict[str, GroupDraws]:
     joined: dict[str, GroupDraws] = {}
     for i, block in enumerate(spec.blocks, start=1):
         name = block.factor.name
-        draws = posterior[f"r_{i}"]
+        draws = posterior[names.block(i).effects]
         if name in joined:
             old = joined[name]
             draws = np.concatenate([old.draws, draws], axis=3)
@@ -110,10 +110,13 @@ def scale_draws(spec: DesignSpec, posterior: dict) -> list[ScaleDraws]:
     out = []
     for i, block in enumerate(spec.blocks, start=1):
         group, columns = block.factor.name, block.columns
-        out += [ScaleDraws(group, "sd", (t,), posterior[f"sd_{i}"][..., m]) for m, t in enumerate(columns)]
+        sds = posterior[names.block(i).sd]
+        out += [ScaleDraws(group, "sd", (t,), sds[..., m]) for m, t in enumerate(columns)]
         if block.correlated:
             out += [
-                ScaleDraws(group, "cor", (columns[a], columns[b]), posterior[f"Cor_{i}"][..., a, b])
+                ScaleDraws(
+                    group, "cor", (columns[a], columns[b]), posterior[names.block(i).correlation][..., a, b]
+                )
                 for a in range(len(columns))
                 for b in range(a + 1, len(columns))
             ]

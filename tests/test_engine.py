@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 import lmmformula as lf
-from lmmformula import cache, diagnostics
+from lmmformula import cache, diagnostics, names
 from lmmformula.engines import SamplerSettings, cmdstan, embedded
 
 from .conftest import alive, all_chain_workers, reference, wait_for
@@ -39,13 +39,13 @@ def test_coffee_fit_matches_lme4(coffee_fit):
     varying = flat.std(axis=(0, 1)) > 0
     assert np.nanmax(diagnostics.rhat(flat[:, :, varying])) < 1.01
     assert coffee_fit.problems == ()
-    for name, draws in (("(Intercept)", post["b_Intercept"]), ("x", post["b"][..., 0])):
+    for name, draws in (("(Intercept)", post[names.INTERCEPT_AT_ZERO]), ("x", post[names.SLOPES][..., 0])):
         assert abs(draws.mean() - ref["fixef"][name]) < 0.25 * ref["fixef_se"][name], name
-    sds = post["sd_1"].mean(axis=(0, 1))
+    sds = post[names.block(1).sd].mean(axis=(0, 1))
     assert sds[0] == pytest.approx(ref["varcorr"]["group"]["sd"]["(Intercept)"], rel=0.10)
     assert sds[1] == pytest.approx(ref["varcorr"]["group"]["sd"]["x"], rel=0.10)
     assert post["sigma"].mean() == pytest.approx(ref["residual_sd"], rel=0.10)
-    assert post["r_1"].shape == (4, 1000, 100, 2)
+    assert post[names.block(1).effects].shape == (4, 1000, 100, 2)
     assert coffee_fit.timings["sampling_wall"] > 0
 
 
@@ -53,14 +53,22 @@ def test_draws_keep_stan_shapes(coffee_fit):
     post = coffee_fit.posterior
     # centered on (Intercept, x), sampled with the intercept at the mean of x: z holds, per level,
     # (intercept + mean(x) * slope, slope), and r = coefficients - (b_Intercept, b), element by element
-    assert coffee_fit.model.stan_data["centered_1"] == 1
-    assert post["z_1"].shape == (4, 1000, 2, 100) and post["r_1"].shape == (4, 1000, 100, 2)
-    mean_x = coffee_fit.model.stan_data["Z_1"][:, 1].mean()
-    slope = post["z_1"][:, :, 1, :]
-    intercept = post["z_1"][:, :, 0, :] - mean_x * slope
-    np.testing.assert_allclose(post["r_1"][..., 0], intercept - post["b_Intercept"][..., None], atol=1e-5)
-    np.testing.assert_allclose(post["r_1"][..., 1], slope - post["b"][..., 0, None], atol=1e-5)
-    cor = post["Cor_1"]
+    one = names.block(1)
+    assert coffee_fit.model.stan_data[one.centered] == 1
+    assert post[one.z].shape == (4, 1000, 2, 100) and post[one.effects].shape == (
+        4,
+        1000,
+        100,
+        2,
+    )
+    mean_x = coffee_fit.model.stan_data[one.design][:, 1].mean()
+    slope = post[one.z][:, :, 1, :]
+    intercept = post[one.z][:, :, 0, :] - mean_x * slope
+    np.testing.assert_allclose(
+        post[one.effects][..., 0], intercept - post[names.INTERCEPT_AT_ZERO][..., None], atol=1e-5
+    )
+    np.testing.assert_allclose(post[one.effects][..., 1], slope - post[names.SLOPES][..., 0, None], atol=1e-5)
+    cor = post[one.correlation]
     np.testing.assert_allclose(cor[..., 0, 0], 1.0)
     np.testing.assert_allclose(cor[..., 0, 1], cor[..., 1, 0])
 
@@ -233,8 +241,8 @@ def test_cmdstanpy_backend_gives_the_same_fit(coffee_model):
     fit = coffee_model.fit(chains=2, seed=1, progress=False, backend="cmdstanpy")
     ref = reference("coffee")
     assert fit.backend == "cmdstanpy"
-    assert abs(fit.posterior["b"][..., 0].mean() - ref["fixef"]["x"]) < 0.25 * ref["fixef_se"]["x"]
-    assert fit.posterior["r_1"].shape == (2, 1000, 100, 2)
+    assert abs(fit.posterior[names.SLOPES][..., 0].mean() - ref["fixef"]["x"]) < 0.25 * ref["fixef_se"]["x"]
+    assert fit.posterior[names.block(1).effects].shape == (2, 1000, 100, 2)
 
 
 def test_backend_names_are_checked(coffee_model):

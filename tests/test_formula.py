@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 import lmmformula as lf
+from lmmformula import names
 from lmmformula.formula import GroupTerm, parse_formula
 
 
@@ -102,7 +103,7 @@ def test_bad_data_raise_clear_errors(toy, formula, family, error, message):
 def test_bernoulli_accepts_two_level_strings(toy):
     data = toy.assign(answer=np.where(toy.yes == 1, "yes", "no"))
     model = lf.Model("answer ~ x + (1 | g)", data, family="bernoulli")
-    np.testing.assert_array_equal(model.stan_data["Y"], toy.yes)  # "yes" sorts after "no"
+    np.testing.assert_array_equal(model.stan_data[names.RESPONSE], toy.yes)  # "yes" sorts after "no"
 
 
 def test_bad_arguments_are_named(toy):
@@ -123,8 +124,8 @@ def test_missing_rows_are_dropped_counted_and_reported(toy):
     data.loc[7, "z"] = np.nan  # not used by the formula: the row is kept
     with pytest.warns(UserWarning, match=r"dropped 4 of 240 rows with missing values in: x \(3\), g \(2\)"):
         model = lf.Model("y ~ x + (1 | g)", data)
-    assert model.stan_data["N"] == 236
-    np.testing.assert_array_equal(model.stan_data["Y"], data.y.drop(index=[0, 1, 2, 5]).to_numpy())
+    assert model.stan_data[names.ROWS] == 236
+    np.testing.assert_array_equal(model.stan_data[names.RESPONSE], data.y.drop(index=[0, 1, 2, 5]).to_numpy())
 
 
 def test_numeric_grouping_column_is_categorical(toy):
@@ -153,9 +154,9 @@ def test_design_spec_rebuilds_matrices_for_new_data(toy):
         block.factor.codes(new), [block.factor.levels.index("g3") + 1, block.factor.levels.index("g10") + 1]
     )
     # re-applied to the fitting data, the spec gives back the fitted matrices
-    np.testing.assert_array_equal(spec.fixed_matrix(toy), model.stan_data["X"])
-    np.testing.assert_array_equal(block.matrix(toy), model.stan_data["Z_1"])
-    np.testing.assert_array_equal(block.factor.codes(toy), model.stan_data["J_1"])
+    np.testing.assert_array_equal(spec.fixed_matrix(toy), model.stan_data[names.DESIGN])
+    np.testing.assert_array_equal(block.matrix(toy), model.stan_data[names.block(1).design])
+    np.testing.assert_array_equal(block.factor.codes(toy), model.stan_data[names.block(1).level_of])
     with pytest.raises(lf.DataError, match="levels not seen in fitting"):
         block.factor.codes(pd.DataFrame({"g": ["g99"]}))
 
@@ -174,7 +175,7 @@ def test_ordered_categorical_predictors_get_polynomial_contrasts():
     )
     model = lf.Model("y ~ fo + (1 | g)", data)
     assert model.design.fixed_columns == ("C(fo, contr.poly)[.L]", "C(fo, contr.poly)[.Q]")
-    linear = model.stan_data["X"][:, 0]
+    linear = model.stan_data[names.DESIGN][:, 0]
     expected = data["fo"].map({"lo": -1 / np.sqrt(2), "mid": 0.0, "hi": 1 / np.sqrt(2)}).to_numpy(float)
     assert np.allclose(linear, expected)
     unordered = lf.Model("y ~ fo + (1 | g)", data.assign(fo=data["fo"].cat.as_unordered()))

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 import lmmformula as lf
+from lmmformula import names
 from lmmformula.draws import Draws
 from lmmformula.engines import SamplerSettings
 
@@ -22,9 +23,9 @@ def handmade_fit(formula: str, data: pd.DataFrame, seed: int = 0) -> lf.Fit:
     rng = np.random.default_rng(seed)
     spec = model.design
     shape = (CHAINS, DRAWS)
-    posterior = {"b_Intercept": rng.normal(size=shape), "sigma": rng.gamma(2.0, size=shape)}
+    posterior = {names.INTERCEPT_AT_ZERO: rng.normal(size=shape), "sigma": rng.gamma(2.0, size=shape)}
     if spec.fixed_columns:
-        posterior["b"] = rng.normal(size=shape + (len(spec.fixed_columns),))
+        posterior[names.SLOPES] = rng.normal(size=shape + (len(spec.fixed_columns),))
     for i, block in enumerate(spec.blocks, start=1):
         m = len(block.columns)
         posterior[f"sd_{i}"] = rng.gamma(2.0, size=shape + (m,))
@@ -53,11 +54,11 @@ def test_fixef_names_and_numbers(handmade):
     table = handmade.fixef(probs=(0.05, 0.5, 0.95))
     assert list(table.index) == ["Intercept", "x", "z"]
     assert list(table.columns) == ["Estimate", "Est.Error", "Q5", "Q50", "Q95"]
-    b = handmade.posterior["b"]
+    b = handmade.posterior[names.SLOPES]
     assert table.loc["x", "Estimate"] == pytest.approx(b[..., 0].mean())
     assert table.loc["z", "Est.Error"] == pytest.approx(b[..., 1].std(ddof=1))
     assert table.loc["Intercept", "Q95"] == pytest.approx(
-        np.quantile(handmade.posterior["b_Intercept"], 0.95)
+        np.quantile(handmade.posterior[names.INTERCEPT_AT_ZERO], 0.95)
     )
 
 
@@ -67,7 +68,7 @@ def test_ranef_joins_blocks_of_a_factor(handmade, toy):
     assert list(ranef["g"].columns) == ["Intercept", "x"]
     assert list(ranef["a"].columns) == ["Intercept", "z"]  # (1 | a) + (0 + z | a): one uncorrelated block
     assert list(ranef["g"].index) == sorted(toy.g.unique())
-    r = handmade.posterior["r_1"]
+    r = handmade.posterior[names.block(1).effects]
     assert ranef["g"].loc["g3", "x"] == pytest.approx(r[:, :, sorted(toy.g.unique()).index("g3"), 1].mean())
     long = handmade.ranef(summary=True)["g"]
     assert long.index.names == ["g", "term"]
@@ -116,14 +117,16 @@ def test_varcorr_and_readable_draws(handmade):
         ("Residual", "sigma"),
     ]
     assert table.loc[("g", "cor(Intercept,x)"), "Estimate"] == pytest.approx(
-        handmade.posterior["Cor_1"][..., 0, 1].mean()
+        handmade.posterior[names.block(1).correlation][..., 0, 1].mean()
     )
     draws = handmade.draws()
     assert len(draws) == CHAINS * DRAWS
     for name in ("b_Intercept", "b_x", "sd_g__x", "cor_g__Intercept__x", "sd_a__z", "sigma", "r_g[g3,x]"):
         assert name in draws.columns, name
     assert draws[".chain"].tolist()[::DRAWS] == [1, 2] and draws[".draw"].max() == DRAWS
-    np.testing.assert_array_equal(draws["b_x"].to_numpy(), handmade.posterior["b"][..., 0].reshape(-1))
+    np.testing.assert_array_equal(
+        draws["b_x"].to_numpy(), handmade.posterior[names.SLOPES][..., 0].reshape(-1)
+    )
 
 
 def test_summary_text_and_html(handmade):
@@ -149,7 +152,7 @@ def test_arviz_round_trip(handmade):
     assert set(post.data_vars) >= {"Intercept", "x", "z", "sigma", "sd_g", "cor_g", "r_g", "sd_a", "r_a"}
     assert post["r_g"].dims == ("chain", "draw", "g", "g__term")
     assert list(post["sd_a"].coords["a__term"].values) == ["Intercept", "z"]
-    np.testing.assert_array_equal(post["Intercept"].values, handmade.posterior["b_Intercept"])
+    np.testing.assert_array_equal(post["Intercept"].values, handmade.posterior[names.INTERCEPT_AT_ZERO])
     assert "diverging" in idata.sample_stats and "y" in idata.observed_data
     assert set(az.summary(idata, var_names=["x", "sigma"]).index) == {"x", "sigma"}
 

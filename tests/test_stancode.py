@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 import lmmformula as lf
+from lmmformula import names
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 
@@ -79,8 +80,8 @@ def _check_data_matches_declarations(model: lf.Model) -> None:
     data_block = model.stan_code.split("data {", 1)[1].split("\n}", 1)[0]
     declared = set(re.findall(r"\b(\w+);", data_block))
     assert declared == set(model.stan_data)
-    N = model.stan_data["N"]
-    assert len(model.stan_data["Y"]) == N
+    N = model.stan_data[names.ROWS]
+    assert len(model.stan_data[names.RESPONSE]) == N
     for key, value in model.stan_data.items():
         if re.fullmatch(r"[JZ]_\d+", key):
             assert len(value) == N
@@ -98,12 +99,17 @@ def test_coffee_program_passes_stanc(coffee, stanc):
 
 def test_coffee_data(coffee):
     data = lf.make_standata("y ~ x + (x | group)", coffee)
-    assert data["N"] == 1000 and data["K"] == 1 and data["N_1"] == 100 and data["M_1"] == 2
-    np.testing.assert_array_equal(data["Z_1"][:, 0], 1.0)
-    np.testing.assert_array_equal(data["Z_1"][:, 1], coffee.x.to_numpy())
+    assert (
+        data[names.ROWS] == 1000
+        and data[names.SLOPE_COUNT] == 1
+        and data[names.block(1).levels] == 100
+        and data[names.block(1).columns] == 2
+    )
+    np.testing.assert_array_equal(data[names.block(1).design][:, 0], 1.0)
+    np.testing.assert_array_equal(data[names.block(1).design][:, 1], coffee.x.to_numpy())
     # J_1 indexes the sorted string levels: row 0 is group "75"
     levels = sorted(coffee.group.unique())
-    assert levels[data["J_1"][0] - 1] == coffee.group[0] == "75"
+    assert levels[data[names.block(1).level_of][0] - 1] == coffee.group[0] == "75"
 
 
 def _strip_comments(code: str) -> str:
@@ -152,7 +158,7 @@ def test_lme4_equivalences(toy, short, long):
 
 def test_uncorrelated_categorical_gets_one_sd_per_column(toy):
     model = lf.Model("y ~ f + (f || g)", toy, parameterization="noncentered")
-    assert model.stan_data["M_1"] == 3
+    assert model.stan_data[names.block(1).columns] == 3
     assert "cholesky_factor_corr" not in model.stan_code
     assert "vector<lower=0>[M_1] sd_1;" in model.stan_code
 
@@ -160,11 +166,11 @@ def test_uncorrelated_categorical_gets_one_sd_per_column(toy):
 def test_centered_program_centers_on_population_coefficients(coffee):
     model = lf.Model("y ~ x + (x | group)", coffee, parameterization="centered")
     assert "r_1 = (C_inv_1 * z_1)' - rep_matrix((F_1 * append_row(b_Intercept, b))', N_1);" in model.stan_code
-    assert model.stan_data["centered_1"] == 1
-    np.testing.assert_array_equal(model.stan_data["F_1"], np.eye(2))
+    assert model.stan_data[names.block(1).centered] == 1
+    np.testing.assert_array_equal(model.stan_data[names.block(1).center_map], np.eye(2))
     # a group-level column that is not in the fixed part varies around zero
     partial = lf.Model("y ~ 1 + (x | group)", coffee, parameterization="centered")
-    np.testing.assert_array_equal(partial.stan_data["F_1"], [[1.0], [0.0]])
+    np.testing.assert_array_equal(partial.stan_data[names.block(1).center_map], [[1.0], [0.0]])
 
 
 def test_default_priors_follow_brms(coffee):
@@ -208,9 +214,9 @@ def test_user_priors_keep_numbers_in_the_data(coffee, stanc):
 def test_binomial_data_from_cbind(cbpp, stanc):
     model = lf.Model("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family="binomial")
     stanc(model.stan_code)
-    np.testing.assert_array_equal(model.stan_data["Y"], cbpp.incidence)
+    np.testing.assert_array_equal(model.stan_data[names.RESPONSE], cbpp.incidence)
     np.testing.assert_array_equal(model.stan_data["trials"], cbpp["size"])
-    assert model.stan_data["K"] == 3  # period 2, 3, 4 against period 1
+    assert model.stan_data[names.SLOPE_COUNT] == 3  # period 2, 3, 4 against period 1
     assert "binomial_logit_glm(trials, Xc, mu, b)" in model.stan_code
 
 
