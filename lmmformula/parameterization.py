@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import chi2
 
-from .design import Design
+from .design import INTERCEPT, Design
 from .errors import ArgumentError
 from .families import GAUSSIAN, Family, get_family
 
@@ -123,8 +123,7 @@ def choose_parameterizations(
     centered = [
         entry.centered
         if i in explicit
-        else entry == "centered"
-        or (entry == "auto" and bool(np.all(ratios[i] > center_threshold(len(blocks[i].factor.levels)))))
+        else entry == "centered" or (entry == "auto" and informed(blocks, ratios, i))
         for i, entry in enumerate(entries)
     ]
     free = tuple(name for name in design.spec.center_names if name not in claimed)
@@ -134,6 +133,33 @@ def choose_parameterizations(
         explicit.get(i, BlockParameterization(c, tuple(names)))
         for i, (c, names) in enumerate(zip(centered, centers))
     )
+
+
+#: A slope's information ratio below which a block is never centered, however informed its intercept.
+SLOPE_FLOOR = 0.25
+
+
+def informed(blocks, ratios: list[np.ndarray], i: int) -> bool:
+    """Whether ``auto`` centers block ``i``: every column's information ratio above the threshold,
+    or, for a block with an intercept whose columns no other block carries, the intercept's
+    above the threshold and every slope's above SLOPE_FLOOR.
+
+    The second case is measured, not derived: with one grouping factor, 20 rows a group and
+    data-rich intercepts (ratios 4.5-8) but weakly informed slopes (0.3-2.2, below the
+    threshold of 2.5), centering gave bulk ESS 2,000-3,500 in 4-5 s where non-centered gave
+    420-670 in 65 s with R-hat up to 1.013 (gamma, lognormal, student; random slopes). Where
+    another block carries the same coefficients (crossed factors with slopes) it mixed worse
+    (R-hat 1.025 against 1.010), and a slope that the groups cannot inform at all (Orthodont's
+    ages, ratio 0) funnels when centered.
+    """
+    threshold = center_threshold(len(blocks[i].factor.levels))
+    if bool(np.all(ratios[i] > threshold)):
+        return True
+    columns = blocks[i].columns
+    shared = any(set(columns) & set(other.columns) for j, other in enumerate(blocks) if j != i)
+    if columns[0] != INTERCEPT or len(columns) < 2 or shared:
+        return False
+    return bool(ratios[i][0] > threshold and np.all(ratios[i][1:] > SLOPE_FLOOR))
 
 
 def _per_block(requested, n_blocks: int) -> list:

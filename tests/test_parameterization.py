@@ -10,9 +10,17 @@ import pandas as pd
 import pytest
 
 import lmmformula as lf
+from lmmformula import names
 from lmmformula.cache import strip_comments
 from lmmformula.codegen import build_data, render_code
-from lmmformula.parameterization import BlockParameterization, assign_centers, information_ratios
+from lmmformula.parameterization import (
+    SLOPE_FLOOR,
+    BlockParameterization,
+    assign_centers,
+    block_information,
+    center_threshold,
+    information_ratios,
+)
 
 CENTERED_ON_INTERCEPT = BlockParameterization(True, ("Intercept",))
 AT_ZERO = BlockParameterization(True, ())
@@ -46,16 +54,16 @@ def _crossed(n_a: int, n_b: int, sd_a: float, sd_b: float, seed: int, family: st
 def test_auto_centers_data_rich_coffee(coffee):
     model = lf.Model("y ~ x + (x | group)", coffee)
     assert model.parameterizations == (BlockParameterization(True, ("Intercept", "x")),)
-    np.testing.assert_array_equal(model.stan_data["F_1"], np.eye(2))
-    assert model.stan_data["centered_1"] == 1
+    np.testing.assert_array_equal(model.stan_data[names.block(1).center_map], np.eye(2))
+    assert model.stan_data[names.block(1).centered] == 1
 
 
 def test_auto_does_not_center_data_poor_groups():
     poor = _simulate(groups=300, rows=(2, 3), sd_intercept=0.3, sd_slope=0.2, seed=1)
     model = lf.Model("y ~ x + (x | g)", poor)
     assert model.parameterizations == (NONCENTERED,)
-    assert model.stan_data["centered_1"] == 0
-    np.testing.assert_array_equal(model.stan_data["F_1"], 0.0)
+    assert model.stan_data[names.block(1).centered] == 0
+    np.testing.assert_array_equal(model.stan_data[names.block(1).center_map], 0.0)
 
 
 def test_auto_decides_per_block():
@@ -73,8 +81,8 @@ def test_crossed_data_rich_factors_share_no_center(family):
     data = _crossed(n_a=120, n_b=30, sd_a=1.5, sd_b=1.5, seed=5, family=family)
     model = lf.Model("y ~ x + (1 | a) + (1 | b)", data, family=family)
     assert model.parameterizations == (AT_ZERO, CENTERED_ON_INTERCEPT)
-    np.testing.assert_array_equal(model.stan_data["F_1"], [[0.0, 0.0]])
-    np.testing.assert_array_equal(model.stan_data["F_2"], [[1.0, 0.0]])
+    np.testing.assert_array_equal(model.stan_data[names.block(1).center_map], [[0.0, 0.0]])
+    np.testing.assert_array_equal(model.stan_data[names.block(2).center_map], [[1.0, 0.0]])
     # the order of the terms does not matter
     swapped = lf.Model("y ~ x + (1 | b) + (1 | a)", data, family=family)
     assert swapped.parameterizations == (CENTERED_ON_INTERCEPT, AT_ZERO)
@@ -113,8 +121,8 @@ def test_slopes_on_two_crossed_factors_each_coefficient_has_one_center():
         BlockParameterization(True, ("Intercept",)),
         BlockParameterization(True, ("x",)),
     )
-    np.testing.assert_array_equal(model.stan_data["F_1"], [[1.0, 0.0], [0.0, 0.0]])
-    np.testing.assert_array_equal(model.stan_data["F_2"], [[0.0, 0.0], [0.0, 1.0]])
+    np.testing.assert_array_equal(model.stan_data[names.block(1).center_map], [[1.0, 0.0], [0.0, 0.0]])
+    np.testing.assert_array_equal(model.stan_data[names.block(2).center_map], [[0.0, 0.0], [0.0, 1.0]])
 
 
 def test_assign_centers_on_hand_made_ratios():
@@ -195,7 +203,7 @@ def test_per_block_choices(toy):
     # an explicit BlockParameterization is taken as it is; the rule assigns the rest around it
     explicit = lf.Model(formula, toy, parameterization=[lf.BlockParameterization(True, ("x",)), "centered"])
     assert explicit.parameterizations == (lf.BlockParameterization(True, ("x",)), CENTERED_ON_INTERCEPT)
-    np.testing.assert_array_equal(explicit.stan_data["F_1"], [[0.0, 0.0], [0.0, 1.0]])
+    np.testing.assert_array_equal(explicit.stan_data[names.block(1).center_map], [[0.0, 0.0], [0.0, 1.0]])
     assert strip_comments(explicit.stan_code) == strip_comments(mixed.stan_code)
 
 
@@ -259,3 +267,23 @@ def test_undefined_ratios_never_center_or_win():
     assert assign_centers(
         [("Intercept",), ("Intercept",)], [np.array([np.nan]), np.array([0.5])], [True, True], ("Intercept",)
     ) == [[], ["Intercept"]]
+
+
+def test_an_informed_intercept_centers_its_block_when_no_other_block_shares_it():
+    """30 groups of 20 rows: intercepts well informed (sd 0.8 against a sampling sd of ~0.22),
+    slopes weakly (sd 0.4, sampling sd ~0.22): every column above the threshold fails, the
+    intercept-led rule centers the block; a slope the groups say nothing about (sd 0.01) does not,
+    and neither does the same block beside another factor carrying the same coefficients."""
+    data = _simulate(groups=30, rows=(20, 20), sd_intercept=0.8, sd_slope=0.4, seed=3)
+    model = lf.Model("y ~ x + (x | g)", data)
+    ratios = block_information(model._design)[0]
+    assert ratios[0] > center_threshold(30) > ratios[1] > SLOPE_FLOOR  # the case the second rule is for
+    assert model.parameterizations == (BlockParameterization(True, ("Intercept", "x")),)
+    flat = _simulate(groups=30, rows=(20, 20), sd_intercept=0.8, sd_slope=0.01, seed=3)
+    assert model_choices(lf.Model("y ~ x + (x | g)", flat)) == [False]
+    data["h"] = [f"h{i % 7}" for i in range(len(data))]
+    assert model_choices(lf.Model("y ~ x + (x | g) + (x | h)", data))[0] is False
+
+
+def model_choices(model: lf.Model) -> list[bool]:
+    return [choice.centered for choice in model.parameterizations]
