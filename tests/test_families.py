@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 import lmmformula as lf
+from lmmformula import names
 from lmmformula.engines import embedded
 from lmmformula.families import FAMILIES, LINKS
 from lmmformula.parameterization import block_information
@@ -69,7 +70,7 @@ def test_every_family_and_link_renders_a_program_stanc_accepts(name, link, struc
         assert f" {dpar.name};" in model.stan_code and f"  {dpar.name} ~ " in model.stan_code
     if not family.uses_glm and "x" in FORMULAS[structure]:
         assert "mu += Xc * b;" in model.stan_code  # the whole linear predictor before the likelihood
-    assert model.stan_data["N"] == len(data)
+    assert model.stan_data[names.ROWS] == len(data)
 
 
 @pytest.mark.parametrize("name,link", FAMILY_LINKS)
@@ -157,8 +158,11 @@ def recovery_data(family: lf.Family, seed: int = 11, n: int = 600, groups: int =
 def linear_predictor(model: lf.Model, point: dict) -> np.ndarray:
     """eta of every observation at one draw of ``y ~ x + (1 | g)`` (thresholds apart)."""
     design = model.stan_data
-    eta = design["X"][:, 0] * point["b"][0] + point["r_1"][design["J_1"] - 1, 0]
-    return eta if model.family.ordinal else eta + point["b_Intercept"]
+    eta = (
+        design[names.DESIGN][:, 0] * point[names.SLOPES][0]
+        + point[names.block(1).effects][design[names.block(1).level_of] - 1, 0]
+    )
+    return eta if model.family.ordinal else eta + point[names.INTERCEPT_AT_ZERO]
 
 
 @pytest.mark.slow
@@ -202,14 +206,14 @@ def test_families_recover_the_simulation_and_stan_agrees_with_numpy(name, link):
     eta = linear_predictor(model, point)
     numpy_args = {dpar.name: point[dpar.name] for dpar in family.dpars} | family.options
     if family.ordinal:
-        numpy_args["thresholds"] = point["b_Intercept"]
+        numpy_args["thresholds"] = point[names.INTERCEPT_AT_ZERO]
 
     def numpy_density(y) -> float:
         return float(np.sum(family.log_density(y, family.mu(eta), **numpy_args, trials=first.get("trials"))))
 
     program = embedded.compile_program(model.stan_code)
     stan_change = embedded.log_density(program, first, point) - embedded.log_density(program, second, point)
-    numpy_change = numpy_density(first["Y"]) - numpy_density(second["Y"])
+    numpy_change = numpy_density(first[names.RESPONSE]) - numpy_density(second[names.RESPONSE])
     assert stan_change == pytest.approx(numpy_change, rel=1e-8, abs=1e-6)
 
 
@@ -260,3 +264,19 @@ def test_mean_is_linear_in_mu_where_the_auto_rule_assumes_it(name):
     assert np.allclose(
         mixed, 0.25 * family.mean(a, **dpars, trials=trials) + 0.75 * family.mean(b, **dpars, trials=trials)
     )
+
+
+@pytest.mark.parametrize("name,link", FAMILY_LINKS)
+def test_discrete_densities_sum_to_one(name, link):
+    """Over its whole support, a discrete family's numpy probabilities add up to 1 (for the families
+    whose density is written by hand, zero-inflated, hurdle and ordinal, as for scipy's)."""
+    family = lf.get_family(name, link=link)
+    if family.response not in ("binary", "count", "binomial", "ordinal"):
+        pytest.skip("continuous response")
+    support = {"binary": 2, "binomial": 7, "ordinal": 4}.get(family.response, 400)
+    values = np.arange(support) + (1 if family.ordinal else 0)
+    mu = family.mu(np.full(values.shape, {"log": 1.2, "identity": 3.0, "sqrt": 1.7}.get(link, 0.4)))
+    dpars = {dpar.name: 1.3 * dpar.typical for dpar in family.dpars} | extras(family)
+    trials = np.full(values.shape, 6) if family.response == "binomial" else None
+    total = np.exp(family.log_density(values, mu, **dpars, trials=trials)).sum()
+    assert total == pytest.approx(1.0, abs=1e-9)
