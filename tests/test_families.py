@@ -21,6 +21,7 @@ FORMULAS = {
     "correlated": "y ~ x + (x | g)",
     "uncorrelated": "y ~ x + (1 | g) + (0 + x | h)",
     "intercept only": "y ~ 1 + (1 | g)",
+    "weighted": "y | weights(w) ~ x + (1 | g)",
 }
 
 
@@ -44,6 +45,7 @@ def simulate(family: lf.Family, n: int = 300, seed: int = 1, group_sd: float = 0
     if family.response == "unit":
         y = np.clip(y, 1e-6, 1 - 1e-6)
     frame = pd.DataFrame({"x": x, "g": [f"g{v}" for v in g], "h": [f"h{v}" for v in h], "y": y})
+    frame["w"] = rng.uniform(0.5, 2.0, size=n)
     if trials is not None:
         frame["failures"] = trials - y
     return frame
@@ -55,7 +57,9 @@ def extras(family: lf.Family) -> dict:
 
 
 def formula_for(family: lf.Family, formula: str) -> str:
-    return formula.replace("y ~", "cbind(y, failures) ~", 1) if family.response == "binomial" else formula
+    if family.response != "binomial":
+        return formula
+    return formula.replace("y ~", "cbind(y, failures) ~", 1).replace("y |", "cbind(y, failures) |", 1)
 
 
 @pytest.mark.parametrize("name,link", FAMILY_LINKS)
@@ -68,8 +72,12 @@ def test_every_family_and_link_renders_a_program_stanc_accepts(name, link, struc
     assert f"family: {name} ({link} link)" in model.stan_code
     for dpar in family.dpars:  # declared, with a prior from the registry
         assert f" {dpar.name};" in model.stan_code and f"  {dpar.name} ~ " in model.stan_code
-    if not family.uses_glm and "x" in FORMULAS[structure]:
+    weighted = "weights(" in FORMULAS[structure]
+    if (weighted or not family.uses_glm) and "x" in FORMULAS[structure]:
         assert "mu += Xc * b;" in model.stan_code  # the whole linear predictor before the likelihood
+    if weighted:  # each observation's log density times its weight
+        assert "target += weights[n] * " in model.stan_code
+        np.testing.assert_array_equal(model.stan_data[names.WEIGHTS], data["w"])
     assert model.stan_data[names.ROWS] == len(data)
 
 
@@ -280,3 +288,37 @@ def test_discrete_densities_sum_to_one(name, link):
     trials = np.full(values.shape, 6) if family.response == "binomial" else None
     total = np.exp(family.log_density(values, mu, **dpars, trials=trials)).sum()
     assert total == pytest.approx(1.0, abs=1e-9)
+
+
+@pytest.mark.slow
+def test_weights_multiply_each_observations_log_density():
+    """y | weights(w): between two responses at one parameter point, Stan's log density changes by the
+    weighted sum of the numpy densities' changes (the priors, which do not depend on y, cancel)."""
+    family = lf.get_family("negbinomial")
+    data, _ = recovery_data(family, n=200)
+    data["w"] = np.random.default_rng(3).uniform(0.2, 3.0, size=len(data))
+    model = lf.Model("y | weights(w) ~ x + (1 | g)", data, family=family)
+    program = embedded.compile_program(model.stan_code)
+    rng = np.random.default_rng(4)
+    levels = model.stan_data[names.block(1).levels]
+    point = {
+        names.INTERCEPT: 1.2, names.SLOPES: np.array([0.4]), "shape": 2.5,
+        names.block(1).sd: np.array([0.7]), names.block(1).z: rng.normal(size=(levels, 1)),
+    }  # fmt: skip
+    other = np.random.default_rng(5).poisson(4.0, size=len(data))
+    first, second = model.stan_data, dict(model.stan_data, Y=other)
+    # the program's effects at this point: centered (z minus the column's center) or non-centered (sd * z)
+    one = names.block(1)
+    b_intercept = point[names.INTERCEPT] - first[names.DESIGN][:, 0].mean() * point[names.SLOPES][0]
+    if first[one.centered]:
+        center = first[one.center_map] @ np.array([b_intercept, point[names.SLOPES][0]])
+        effects = point[one.z][:, 0] - center[0]
+    else:
+        effects = point[one.sd][0] * point[one.z][:, 0]
+    eta = b_intercept + first[names.DESIGN][:, 0] * point[names.SLOPES][0] + effects[first[one.level_of] - 1]
+    mu = family.mu(eta)
+    change = data["w"].to_numpy() * (
+        family.log_density(first["Y"], mu, shape=2.5) - family.log_density(second["Y"], mu, shape=2.5)
+    )
+    stan_change = embedded.log_density(program, first, point) - embedded.log_density(program, second, point)
+    assert stan_change == pytest.approx(change.sum(), rel=1e-8)
