@@ -723,11 +723,10 @@ def _weights(name: str, values) -> np.ndarray:
 
 def _categories(name: str, values: np.ndarray, family: str) -> np.ndarray:
     """Ordinal categories 1..K, from integers >= 1 (an ordered categorical arrives as its codes + 1)."""
-    if not np.isfinite(values).all() or (np.round(values) != values).any() or (values < 1).any():
-        bad = values[~np.isfinite(values) | (np.round(values) != values) | (values < 1)][:3].tolist()
-        hint = (
-            " (add 1: 'I(y + 1) ~ ...')" if (values >= 0).all() and (np.round(values) == values).all() else ""
-        )
+    whole = np.isfinite(values) & (np.round(values) == values)
+    if not (whole & (values >= 1)).all():
+        bad = np.unique(values[~whole | (values < 1)])[:3].tolist()
+        hint = f" (add 1: 'I({name} + 1) ~ ...')" if (whole & (values >= 0)).all() else ""
         raise DataError(
             f"response {name!r} has values {bad}; the {family} family needs categories coded 1, 2, ..., K"
             f"{hint} or an ordered categorical column, e.g. pd.Categorical(y, categories=[...], ordered=True)"

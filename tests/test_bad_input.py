@@ -1268,6 +1268,25 @@ SYNTAX = {
         kw("y ~ foo(x)"), lf.FormulaError, ("'foo'", rx("unknown function|function"))
     ),
     "se-not-supported": Err(kw("y | se(pos) ~ x"), lf.FormulaError, ("se", NOT_SUPPORTED)),
+    "trials-off-binomial": Err(
+        kw("count | trials(trials) ~ x", family="poisson"), lf.DataError, ("binomial",)
+    ),
+    "trials-and-cbind": Err(
+        kw("cbind(s, trials - s) | trials(trials) ~ x", family="binomial"), lf.DataError, ("drop",)
+    ),
+    "successes-above-trials": Err(
+        kw("count | trials(xi) ~ x", family="binomial"), lf.DataError, ("'count'", "trials(xi)", "at most")
+    ),
+    "negative-weights": Err(kw("y | weights(x) ~ z"), lf.DataError, ("weights(x)", ">= 0")),
+    "weights-twice": Err(kw("y | weights(pos) + weights(pos) ~ x"), lf.FormulaError, ("twice",)),
+    "cumulative-unordered-strings": Err(kw("f ~ x", family="cumulative"), lf.DataError, ("'f'", "ordered")),
+    "cumulative-zero-based": Err(kw("xi ~ x", family="cumulative"), lf.DataError, ("'xi'", "I(xi + 1)")),
+    "cumulative-no-intercept": Err(kw("I(xi + 1) ~ 0 + x", family="cumulative"), lf.FormulaError, ("'0 +'",)),
+    "zi-prior-not-beta": Err(
+        kw("count ~ x", family="zero_inflated_poisson", priors={"zi": "normal(0, 1)"}),
+        lf.PriorError,
+        ("'zi'", "beta"),
+    ),
     "bar-term-times-x": Err(kw("y ~ (1 | g) * x"), lf.FormulaError, ("must be added with '+'",)),
     "x-times-bar-term": Err(kw("y ~ x * (1 | g)"), lf.FormulaError, ("must be added with '+'",)),
     "bar-without-group": Err(
