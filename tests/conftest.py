@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import time
 from pathlib import Path
 
@@ -140,6 +141,13 @@ def chain_workers(pid: int) -> dict[int, int]:
             draws_path = command[command.index(worker) + 2]
             workers[int(re.search(r"chain(\d+)\.", draws_path).group(1))] = child
     return workers
+
+
+def interruptible() -> None:
+    """preexec_fn for a child that a test interrupts with SIGINT: the default action restored, as on a
+    terminal. A test run started in the background by a non-interactive shell has SIGINT ignored, and
+    children inherit that; Python then installs no KeyboardInterrupt handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def all_chain_workers(pid: int, chains: int) -> dict[int, int]:

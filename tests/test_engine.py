@@ -26,7 +26,7 @@ import lmmformula as lf
 from lmmformula import cache, diagnostics, names
 from lmmformula.engines import SamplerSettings, cmdstan, embedded
 
-from .conftest import alive, all_chain_workers, reference, wait_for
+from .conftest import alive, all_chain_workers, interruptible, reference, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -153,6 +153,7 @@ def test_ctrl_c_stops_every_worker(coffee_fit, tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "TMPDIR": str(tmp_path)},
+        preexec_fn=interruptible,
     )
     try:
         workers = wait_for(lambda: all_chain_workers(process.pid, 2), 60)

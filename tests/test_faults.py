@@ -28,7 +28,7 @@ from lmmformula import cache
 from lmmformula.engines import embedded
 from lmmformula.engines.base import CompiledProgram, SamplerSettings
 
-from .conftest import alive, all_chain_workers, command_line, descendants, wait_for
+from .conftest import alive, all_chain_workers, command_line, descendants, interruptible, wait_for
 
 # ---------------------------------------------------------------- the cache (no compiler)
 
@@ -212,6 +212,7 @@ def _start_fit(tmp_path: Path, code: str = _LONG_FIT, **env: str) -> subprocess.
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "TMPDIR": str(temp), **env},
+        preexec_fn=interruptible,
     )
 
 
