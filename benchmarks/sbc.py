@@ -127,7 +127,7 @@ def usable(family: Family, data: pd.DataFrame) -> bool:
     return bool(np.ptp(y) > 0 and np.isfinite(y).all() and counts and top)
 
 
-def ranks_of(fit, truth: dict[str, float], rng: np.random.Generator) -> dict[str, int]:
+def ranks_of(fit, truth: dict[str, float]) -> dict[str, int]:
     flat = {}
     for name, values in fit.posterior.items():
         values = np.asarray(values)
@@ -165,7 +165,7 @@ def run_family(name: str, sims: int, seed: int) -> dict:
                 chains=CHAINS, iter_warmup=WARMUP, iter_sampling=SAMPLING, seed=seed + done, progress=False
             )
         divergent += int(np.asarray(fit.sampler["divergent__"]).sum() > 0)
-        for parameter, rank in ranks_of(fit, truth, rng).items():
+        for parameter, rank in ranks_of(fit, truth).items():
             ranks.setdefault(parameter, []).append(rank)
         done += 1
     return {

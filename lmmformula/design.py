@@ -615,17 +615,20 @@ def _check_finite(matrix: np.ndarray, names: tuple[str, ...], what: str) -> None
 
 
 def _addition(expression: str | None, name: str, frame: pd.DataFrame) -> tuple[str, np.ndarray] | None:
-    """The (expression, values) of an addition term ``y | name(expression)``, or None."""
+    """The (expression, values) of an addition term ``y | name(expression)``, or None.
+
+    ``expression`` is already translated (:func:`_addition_python`): a bare column name or
+    an expression for formulaic.
+    """
     if expression is None:
         return None
-    column = expression[1:-1] if _BACKTICK.fullmatch(expression) else expression
-    if column in frame.columns and not pd.api.types.is_numeric_dtype(frame[column]):
+    if expression in frame.columns and not pd.api.types.is_numeric_dtype(frame[expression]):
         raise DataError(
-            f"{name}({column}): column {column!r} is not numeric (dtype {frame[column].dtype}); "
+            f"{name}({expression}): column {expression!r} is not numeric (dtype {frame[expression].dtype}); "
             f"{name}() takes numbers"
         )
-    if column in frame.columns:
-        return column, frame[column].to_numpy(dtype=float)
+    if expression in frame.columns:
+        return expression, frame[expression].to_numpy(dtype=float)
     return expression, _materialize(f"0 + I({expression})", frame, f"{name}({expression})")[1][:, 0]
 
 

@@ -114,7 +114,8 @@ class Family:
     dpars : tuple of Dpar
         Distributional parameters besides ``mu`` (``sigma`` for gaussian).
     response : str
-        The kind of response: ``"real"``, ``"binary"``, ``"count"`` or ``"binomial"``.
+        The kind of response, a key of ``RESPONSE_DECLARATIONS``: ``"real"``, ``"binary"``,
+        ``"count"``, ``"binomial"``, ``"positive"``, ``"unit"`` or ``"ordinal"``.
 
     Notes
     -----
@@ -403,102 +404,96 @@ def _negbinomial_zero(mu, shape):
     return -shape * np.log1p(np.asarray(mu, dtype=float) / shape)
 
 
-def _zero_inflated(count_logpmf, log_zero):
-    def log_density(y, mu, zi, trials=None, **dpars):
-        y = np.asarray(y)
-        with np.errstate(divide="ignore"):
-            zero = np.logaddexp(np.log(zi), np.log1p(-zi) + log_zero(mu, **dpars))
-            positive = np.log1p(-zi) + count_logpmf(y, mu, **dpars)
-        return np.where(y == 0, zero, positive)
-
-    return log_density
-
-
-def _hurdle(count_logpmf, log_zero):
-    def log_density(y, mu, hu, trials=None, **dpars):
-        y = np.asarray(y)
-        with np.errstate(divide="ignore"):
-            positive = np.log1p(-hu) + count_logpmf(y, mu, **dpars) - np.log(-np.expm1(log_zero(mu, **dpars)))
-            return np.where(y == 0, np.log(hu) + 0 * positive, positive)
-
-    return log_density
-
-
-def _truncated_draws(rng, mu, log_zero, quantile, **dpars):
-    """Draws of a count conditioned on being > 0, by inverting the cdf above P(0)."""
-    mu = np.asarray(mu, dtype=float)
-    p0 = np.exp(log_zero(mu, **dpars))
-    u = p0 + (1 - p0) * rng.uniform(size=np.shape(mu))
-    return np.maximum(quantile(np.minimum(u, 1 - 1e-15), mu, **dpars), 1).astype(np.int64)
-
-
-def _poisson_logpmf(y, mu):
-    return stats.poisson.logpmf(y, mu)
-
-
 def _poisson_quantile(u, mu):
     return stats.poisson.ppf(u, mu)
-
-
-def _negbinomial_logpmf(y, mu, shape):
-    return stats.nbinom.logpmf(y, shape, shape / (shape + mu))
 
 
 def _negbinomial_quantile(u, mu, shape):
     return stats.nbinom.ppf(u, shape, shape / (shape + mu))
 
 
-def _hurdle_moments(mu, hu, log_zero, variance, **dpars):
-    """Mean and variance of a hurdle count: E[Y^2] = (1 - hu) (var + mu^2) / (1 - P(0)) for the base count."""
-    positive = (1 - hu) / -np.expm1(log_zero(mu, **dpars))
-    mean = positive * mu
-    return mean, positive * (variance(mu, **dpars) + np.square(mu)) - np.square(mean)
+def _zero_inflated(name: str, base: Family, log_zero: Callable, description: str) -> Family:
+    """``base``'s counts, replaced by a zero with probability ``zi``.
+
+    Mean (1 - zi) mu; variance (1 - zi) (var + mu^2) - ((1 - zi) mu)^2, var the base count's.
+    """
+
+    def log_density(y, mu, zi, trials=None, **dpars):
+        y = np.asarray(y)
+        with np.errstate(divide="ignore"):
+            zero = np.logaddexp(np.log(zi), np.log1p(-zi) + log_zero(mu, **dpars))
+            positive = np.log1p(-zi) + base.log_density(y, mu, **dpars)
+        return np.where(y == 0, zero, positive)
+
+    def random(rng, mu, zi, trials=None, **dpars):
+        return np.where(rng.uniform(size=np.shape(mu)) < zi, 0, base.random(rng, mu, **dpars))
+
+    def mean(mu, zi=0.0, trials=None, **dpars):
+        return (1 - zi) * mu
+
+    def variance(mu, zi, trials=None, **dpars):
+        return (1 - zi) * (base.variance(mu, **dpars) + np.square(mu)) - np.square((1 - zi) * mu)
+
+    return Family(
+        name, ("log",), "count", _median_on_link, _two_and_a_half,
+        log_density=log_density, random=random, mean=mean, variance=variance,
+        dpars=(*base.dpars, ZI), working_family=base.name, description=description,
+    )  # fmt: skip
 
 
-ZERO_INFLATED_POISSON = Family(
-    "zero_inflated_poisson", ("log",), "count", _median_on_link, _two_and_a_half,
-    log_density=_zero_inflated(_poisson_logpmf, lambda mu: _poisson_zero(mu)),
-    random=lambda rng, mu, zi, trials=None: np.where(rng.uniform(size=np.shape(mu)) < zi, 0, rng.poisson(mu)),
-    mean=lambda mu, zi=0.0, trials=None: (1 - zi) * mu,
-    variance=lambda mu, zi, trials=None: (1 - zi) * mu * (1 + zi * mu),
-    dpars=(ZI,), working_family="poisson",
-    description="counts with extra zeros (a zero with probability zi, else poisson)",
+def _hurdle(name: str, base: Family, log_zero: Callable, quantile: Callable, description: str) -> Family:
+    """A zero with probability ``hu``, else ``base``'s count conditioned on being > 0.
+
+    With p0 = P(0) of the base count: mean (1 - hu) mu / (1 - p0), and E[Y^2] =
+    (1 - hu) (var + mu^2) / (1 - p0), var the base count's.
+    """
+
+    def log_density(y, mu, hu, trials=None, **dpars):
+        y = np.asarray(y)
+        with np.errstate(divide="ignore"):
+            truncation = np.log(-np.expm1(log_zero(mu, **dpars)))
+            positive = np.log1p(-hu) + base.log_density(y, mu, **dpars) - truncation
+            return np.where(y == 0, np.log(hu), positive)
+
+    def random(rng, mu, hu, trials=None, **dpars):
+        mu = np.asarray(mu, dtype=float)
+        p0 = np.exp(log_zero(mu, **dpars))  # invert the cdf above P(0): a count > 0
+        u = np.minimum(p0 + (1 - p0) * rng.uniform(size=mu.shape), 1 - 1e-15)
+        positive = np.maximum(quantile(u, mu, **dpars), 1).astype(np.int64)
+        return np.where(rng.uniform(size=mu.shape) < hu, 0, positive)
+
+    def share(mu, hu, dpars):
+        return (1 - hu) / -np.expm1(log_zero(mu, **dpars))
+
+    def mean(mu, hu, trials=None, **dpars):
+        return share(mu, hu, dpars) * mu
+
+    def variance(mu, hu, trials=None, **dpars):
+        second = share(mu, hu, dpars) * (base.variance(mu, **dpars) + np.square(mu))
+        return second - np.square(mean(mu, hu, **dpars))
+
+    return Family(
+        name, ("log",), "count", _median_on_link, _two_and_a_half,
+        log_density=log_density, random=random, mean=mean, variance=variance,
+        dpars=(*base.dpars, HU), working_family=base.name, description=description,
+    )  # fmt: skip
+
+
+ZERO_INFLATED_POISSON = _zero_inflated(
+    "zero_inflated_poisson", POISSON, _poisson_zero,
+    "counts with extra zeros (a zero with probability zi, else poisson)",
 )  # fmt: skip
-ZERO_INFLATED_NEGBINOMIAL = Family(
-    "zero_inflated_negbinomial", ("log",), "count", _median_on_link, _two_and_a_half,
-    log_density=_zero_inflated(_negbinomial_logpmf, _negbinomial_zero),
-    random=lambda rng, mu, shape, zi, trials=None: np.where(
-        rng.uniform(size=np.shape(mu)) < zi, 0, rng.negative_binomial(shape, shape / (shape + mu))),
-    mean=lambda mu, shape=None, zi=0.0, trials=None: (1 - zi) * mu,
-    variance=lambda mu, shape, zi, trials=None: (1 - zi) * (mu + np.square(mu) / shape)
-    + zi * (1 - zi) * np.square(mu),
-    dpars=(SHAPE, ZI), working_family="negbinomial",
-    description="overdispersed counts with extra zeros (a zero with probability zi, else negbinomial)",
+ZERO_INFLATED_NEGBINOMIAL = _zero_inflated(
+    "zero_inflated_negbinomial", NEGBINOMIAL, _negbinomial_zero,
+    "overdispersed counts with extra zeros (a zero with probability zi, else negbinomial)",
 )  # fmt: skip
-HURDLE_POISSON = Family(
-    "hurdle_poisson", ("log",), "count", _median_on_link, _two_and_a_half,
-    log_density=_hurdle(_poisson_logpmf, lambda mu: _poisson_zero(mu)),
-    random=lambda rng, mu, hu, trials=None: np.where(
-        rng.uniform(size=np.shape(mu)) < hu, 0,
-        _truncated_draws(rng, mu, lambda mu: _poisson_zero(mu), _poisson_quantile)),
-    mean=lambda mu, hu, trials=None: _hurdle_moments(mu, hu, lambda mu: _poisson_zero(mu), lambda mu: mu)[0],
-    variance=lambda mu, hu, trials=None: _hurdle_moments(
-        mu, hu, lambda mu: _poisson_zero(mu), lambda mu: mu)[1],
-    dpars=(HU,), working_family="poisson",
-    description="counts whose zeros have their own probability hu (else a zero-truncated poisson)",
+HURDLE_POISSON = _hurdle(
+    "hurdle_poisson", POISSON, _poisson_zero, _poisson_quantile,
+    "counts whose zeros have their own probability hu (else a zero-truncated poisson)",
 )  # fmt: skip
-HURDLE_NEGBINOMIAL = Family(
-    "hurdle_negbinomial", ("log",), "count", _median_on_link, _two_and_a_half,
-    log_density=_hurdle(_negbinomial_logpmf, _negbinomial_zero),
-    random=lambda rng, mu, shape, hu, trials=None: np.where(
-        rng.uniform(size=np.shape(mu)) < hu, 0,
-        _truncated_draws(rng, mu, _negbinomial_zero, _negbinomial_quantile, shape=shape)),
-    mean=lambda mu, shape, hu, trials=None: _hurdle_moments(
-        mu, hu, _negbinomial_zero, lambda mu, shape: mu + np.square(mu) / shape, shape=shape)[0],
-    variance=lambda mu, shape, hu, trials=None: _hurdle_moments(
-        mu, hu, _negbinomial_zero, lambda mu, shape: mu + np.square(mu) / shape, shape=shape)[1],
-    dpars=(SHAPE, HU), working_family="negbinomial",
-    description="overdispersed counts whose zeros have their own probability hu (else zero-truncated)",
+HURDLE_NEGBINOMIAL = _hurdle(
+    "hurdle_negbinomial", NEGBINOMIAL, _negbinomial_zero, _negbinomial_quantile,
+    "overdispersed counts whose zeros have their own probability hu (else zero-truncated)",
 )  # fmt: skip
 
 

@@ -146,19 +146,8 @@ _ADDITION = re.compile(r"^([A-Za-z_.][\w.]*)\s*\((.*)\)$", re.DOTALL)
 ADDITION_TERMS = ("trials", "weights")
 #: brms's other addition terms, named in the error that says they are not supported
 _BRMS_ADDITIONS = (
-    "se",
-    "cens",
-    "trunc",
-    "mi",
-    "rate",
-    "subset",
-    "thres",
-    "cat",
-    "dec",
-    "vint",
-    "vreal",
-    "index",
-)
+    "se", "cens", "trunc", "mi", "rate", "subset", "thres", "cat", "dec", "vint", "vreal", "index",
+)  # fmt: skip
 
 
 def _split_additions(lhs: str) -> tuple[str, dict[str, str]]:

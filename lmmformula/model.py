@@ -42,13 +42,16 @@ class Model:
         One row per observation. Never modified. Rows with a missing value in a column
         the formula uses are dropped, with a :class:`DesignWarning` counting them.
     family : str or Family, default "gaussian"
-        A family name (``"gaussian"``, ``"student"``, ``"bernoulli"``, ``"binomial"``,
-        ``"poisson"``, ``"negbinomial"``, ``"gamma"``, ``"lognormal"``, ``"beta"``,
-        ``"exponential"``, ``"weibull"``; default links) or a Family with its link, e.g.
-        ``lf.get_family("bernoulli", link="probit")``.
+        A family name (any in ``lf.families.FAMILIES``: ``"gaussian"``, ``"student"``,
+        ``"bernoulli"``, ``"binomial"``, ``"poisson"``, ``"negbinomial"``, ``"gamma"``,
+        ``"lognormal"``, ``"beta"``, ``"exponential"``, ``"weibull"``,
+        ``"zero_inflated_poisson"``, ``"zero_inflated_negbinomial"``, ``"hurdle_poisson"``,
+        ``"hurdle_negbinomial"``, ``"cumulative"``; default links) or a Family with its link,
+        e.g. ``lf.get_family("bernoulli", link="probit")``.
     priors : dict, optional
         ``{class: "distribution(numbers)"}`` for the classes ``"Intercept"``, ``"b"``,
-        ``"sd"``, ``"sigma"``, ``"cor"``, e.g. ``{"b": "normal(0, 5)", "cor": "lkj(2)"}``.
+        ``"sd"``, ``"cor"`` and the family's own parameters (``"sigma"``, ``"shape"``,
+        ``"nu"``, ``"phi"``, ``"zi"``, ``"hu"``), e.g. ``{"b": "normal(0, 5)", "zi": "beta(1, 1)"}``.
         Defaults follow brms: Student-t priors scaled to the response, flat on ``b``.
     parameterization : str or sequence, default "auto"
         ``"auto"`` (chosen per group-level block from the data), ``"centered"``,

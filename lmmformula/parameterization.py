@@ -213,8 +213,8 @@ def _check_explicit(entry: BlockParameterization, columns, coefficients, factor:
 
 def block_information(design: Design) -> list[np.ndarray]:
     """Per block, the information ratio of each of its columns (see :func:`information_ratios`)."""
-    weights, residuals = _working_residuals(design)
-    dispersion = bool(design.spec.family.dpars)
+    weights, residuals, working = _working_residuals(design)
+    dispersion = bool(working.dpars)  # of the family the residuals were read through
     return [information_ratios(Z, J, weights, residuals, dispersion) for Z, J in zip(design.Z, design.J)]
 
 
@@ -285,8 +285,9 @@ def information_ratios(
     return between / np.median(all_sampling, axis=0)
 
 
-def _working_residuals(design: Design) -> tuple[np.ndarray, np.ndarray]:
-    """IRLS fit of the fixed part alone: its working weights and working residuals.
+def _working_residuals(design: Design) -> tuple[np.ndarray, np.ndarray, Family]:
+    """IRLS fit of the fixed part alone: its working weights and working residuals, and the
+    family they were read through (the model's, or its ``working_scale`` / ``working_family``).
 
     Generic over families: the family's mean and variance functions and its link give the
     weights ``(d mean / d eta)**2 / variance``; distributional parameters take their registry's
@@ -342,7 +343,7 @@ def _working_residuals(design: Design) -> tuple[np.ndarray, np.ndarray]:
             eta = candidate
         weights, residuals = weights_and_residuals(eta)
     bad = ~(np.isfinite(weights) & np.isfinite(residuals))
-    return np.where(bad, 1e-8, weights), np.where(bad, 0.0, residuals)
+    return np.where(bad, 1e-8, weights), np.where(bad, 0.0, residuals), family
 
 
 def _starting_eta(family: Family, y: np.ndarray, trials: np.ndarray | None) -> np.ndarray:

@@ -152,7 +152,7 @@ def parse_prior(text: str, parameter_class: str, supports: tuple[str, ...] | Non
         raise PriorError(f"{where}: {text!r} is not a distribution call such as 'normal(0, 5)'")
     name, inner = match.groups()
     distribution = DISTRIBUTIONS.get(_ALIASES.get(name, name))
-    suits = supports or _SUPPORTS.get(parameter_class, ("real", "positive"))
+    suits = supports or _SUPPORTS[parameter_class]
     if distribution is None:
         known = [d.name for d in DISTRIBUTIONS.values() if d.support in suits]
         close = difflib.get_close_matches(name.lower(), [*DISTRIBUTIONS, *_ALIASES], n=1)

@@ -297,26 +297,25 @@ def test_weights_multiply_each_observations_log_density():
     family = lf.get_family("negbinomial")
     data, _ = recovery_data(family, n=200)
     data["w"] = np.random.default_rng(3).uniform(0.2, 3.0, size=len(data))
-    model = lf.Model("y | weights(w) ~ x + (1 | g)", data, family=family)
+    # non-centered (the same program; the choice is data): the effects are sd * z
+    model = lf.Model("y | weights(w) ~ x + (1 | g)", data, family=family, parameterization="noncentered")
     program = embedded.compile_program(model.stan_code)
-    rng = np.random.default_rng(4)
-    levels = model.stan_data[names.block(1).levels]
+    one, first = names.block(1), model.stan_data
+    z = np.random.default_rng(4).normal(size=(first[one.levels], 1))
     point = {
-        names.INTERCEPT: 1.2, names.SLOPES: np.array([0.4]), "shape": 2.5,
-        names.block(1).sd: np.array([0.7]), names.block(1).z: rng.normal(size=(levels, 1)),
-    }  # fmt: skip
-    other = np.random.default_rng(5).poisson(4.0, size=len(data))
-    first, second = model.stan_data, dict(model.stan_data, Y=other)
-    # the program's effects at this point: centered (z minus the column's center) or non-centered (sd * z)
-    one = names.block(1)
-    b_intercept = point[names.INTERCEPT] - first[names.DESIGN][:, 0].mean() * point[names.SLOPES][0]
-    if first[one.centered]:
-        center = first[one.center_map] @ np.array([b_intercept, point[names.SLOPES][0]])
-        effects = point[one.z][:, 0] - center[0]
-    else:
-        effects = point[one.sd][0] * point[one.z][:, 0]
-    eta = b_intercept + first[names.DESIGN][:, 0] * point[names.SLOPES][0] + effects[first[one.level_of] - 1]
-    mu = family.mu(eta)
+        names.INTERCEPT: 1.2,
+        names.SLOPES: np.array([0.4]),
+        "shape": 2.5,
+        one.sd: np.array([0.7]),
+        one.z: z,
+    }
+    derived = {
+        **point,
+        one.effects: 0.7 * z,
+        names.INTERCEPT_AT_ZERO: 1.2 - first[names.DESIGN][:, 0].mean() * 0.4,  # Intercept is at mean(x)
+    }
+    mu = family.mu(linear_predictor(model, derived))
+    second = dict(first, Y=np.random.default_rng(5).poisson(4.0, size=len(data)))
     change = data["w"].to_numpy() * (
         family.log_density(first["Y"], mu, shape=2.5) - family.log_density(second["Y"], mu, shape=2.5)
     )
