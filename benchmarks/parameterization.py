@@ -259,10 +259,19 @@ def record_line(r: dict) -> str:
 
 
 def _short(choice: str) -> str:
-    """'centered on population Intercept, x' -> 'c(Intercept,x)', 'centered at zero' -> 'c0'."""
-    if choice.startswith("centered on population "):
-        return "c(" + choice.removeprefix("centered on population ").replace(", ", ",") + ")"
-    return {"centered at zero": "c0", "noncentered": "nc", "centered": "c"}.get(choice, choice)
+    """'centered on population Intercept, x' -> 'c(Intercept,x)', 'centered at zero' -> 'c0'; per-level
+    centers (group-level predictors) as '+G(...)', non-centered trailing columns as ' nc(...)'."""
+    main, _, partial = choice.partition("; ")
+    main, _, level = main.partition(", intercepts also on per-level ")
+    if main.startswith("centered on population "):
+        text = "c(" + main.removeprefix("centered on population ").replace(", ", ",") + ")"
+    else:
+        text = {"centered at zero": "c0", "noncentered": "nc", "centered": "c"}.get(main, main)
+    if level:
+        text += "+G(" + level.replace(", ", ",") + ")"
+    if partial:
+        text += " nc(" + partial.removesuffix(" non-centered").replace(", ", ",") + ")"
+    return text
 
 
 def render(records: list[dict], header: str) -> str:
@@ -270,7 +279,8 @@ def render(records: list[dict], header: str) -> str:
     lines = [
         header,
         "# compile: 'c' = found in the cache; auto choices per block: nc = noncentered, c0 = centered at "
-        "zero, c(terms) = centered on those population terms",
+        "zero, c(terms) = centered on those population terms, +G(terms) = intercepts also on those per-level "
+        "(group-level) predictors, nc(columns) = those columns non-centered given the centered ones",
         "# ESS = min bulk ESS over every posterior scalar; ESS/s per second of sampling wall; leapfrog = "
         "post-warmup steps, all chains; us/leap = slowest chain's sampling s per step",
         f"{'row':<18}{'column':<28}{'chains x iter':>14}{'compile':>10}{'sampling':>10}{'min ESS':>9}"

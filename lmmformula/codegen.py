@@ -31,6 +31,7 @@ class BlockCode:
     parameterization: str
     correlated: bool
     center: str | None  # Stan expression of what the columns vary around, if any
+    level_center: str | None  # and of each level's share of the population-level part (intercept first)
     intercept_first: bool  # the first column is the intercept (all ones): no multiplication
     n_columns: int
     factor: str
@@ -97,7 +98,7 @@ def block_codes(spec: DesignSpec, parameterizations: tuple[BlockParameterization
     """Per block: its template, its center and how its columns enter the linear predictor."""
     coefficients = _coefficients(spec)[0]
     return [
-        _block_code(i, block, parameterization, coefficients)
+        _block_code(i, block, parameterization, coefficients, bool(spec.fixed_columns))
         for i, (block, parameterization) in enumerate(zip(spec.blocks, parameterizations), start=1)
     ]
 
@@ -157,9 +158,11 @@ def build_data(
         data[block_names.columns] = len(block.columns)
         data[block_names.level_of] = J
         data[block_names.design] = Z
-        data[block_names.centered] = int(choice.centered)
+        data[block_names.centered] = choice.centered_columns(block.columns)
         if code.center:
             data[block_names.center_map] = center_map(block, spec.center_names, choice.centers)
+        if code.level_center:
+            data[block_names.level_center_map] = level_center_map(design, i - 1, choice.level_centers)
     for prior in used_priors(design, priors):
         data.update(prior.stan_data())
     return data
@@ -176,16 +179,30 @@ def center_map(block: GroupBlock, coefficients: tuple[str, ...], centers: tuple[
     )
 
 
+def level_center_map(design: Design, block: int, names_: tuple[str, ...]) -> np.ndarray:
+    """Levels x population-level coefficients: each level's value of the columns in ``names_``
+    (constant within levels, checked by the parameterization), zero elsewhere."""
+    spec = design.spec
+    J = design.J[block] - 1
+    values = np.zeros((len(spec.blocks[block].factor.levels), len(spec.center_names)))
+    for name in names_:
+        values[J, spec.center_names.index(name)] = design.X[:, spec.fixed_columns.index(name)]
+    return values
+
+
 def _block_code(
-    index: int, block: GroupBlock, choice: BlockParameterization, coefficients: str | None
+    index: int, block: GroupBlock, choice: BlockParameterization, coefficients: str | None, slopes: bool
 ) -> BlockCode:
+    block_names = names.block(index)
+    intercept_first = block.columns[0] == INTERCEPT
     return BlockCode(
         index=index,
         template=f"group/{'correlated' if block.correlated else 'uncorrelated'}.stan.j2",
         parameterization=comment_safe(choice),
         correlated=block.correlated,
-        center=f"{names.block(index).center_map} * {coefficients}" if coefficients else None,
-        intercept_first=block.columns[0] == INTERCEPT,
+        center=f"{block_names.center_map} * {coefficients}" if coefficients else None,
+        level_center=f"{block_names.level_center_map} * {coefficients}" if intercept_first and slopes else None,
+        intercept_first=intercept_first,
         n_columns=len(block.columns),
         factor=comment_safe(block.factor.name),
         sources=comment_safe(" + ".join(block.sources)),

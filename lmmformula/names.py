@@ -56,13 +56,18 @@ class BlockNames:
 
     @property
     def centered(self) -> str:
-        """The data switch: 1 centered, 0 non-centered."""
+        """The data switch: how many leading columns are sampled centered (0: non-centered)."""
         return self._named("centered")
 
     @property
     def center_map(self) -> str:
         """Which population-level coefficient each column varies around."""
         return self._named("F")
+
+    @property
+    def level_center_map(self) -> str:
+        """Per level, the values of the level-constant population-level columns its intercept varies around."""
+        return self._named("G")
 
     # parameters and derived quantities
     @property
@@ -99,6 +104,11 @@ class BlockNames:
     def scale(self) -> str:
         """Local: the Cholesky factor of the covariance in the sampled coordinates."""
         return self._named("S")
+
+    @property
+    def centers(self) -> str:
+        """Local: per level, what the centered columns vary around (in the sampled coordinates)."""
+        return self._named("centers")
 
     @property
     def correlation(self) -> str:

@@ -1257,11 +1257,11 @@ SYNTAX = {
         kw("count ~ x + (1 | g)", family="Poisson"), response_is(lambda d: d["count"])
     ),
     "parameterization-centered": Ok(
-        kw("y ~ x + (x | g)", parameterization="centered"), lambda m, k, c: m.stan_data["centered_1"] == 1
+        kw("y ~ x + (x | g)", parameterization="centered"), lambda m, k, c: m.stan_data["centered_1"] == 2
     ),
     "parameterization-list-per-block": Ok(
         kw(TWO_BLOCKS, parameterization=["noncentered", "centered"]),
-        lambda m, k, c: (m.stan_data["centered_1"], m.stan_data["centered_2"]) == (0, 1),
+        lambda m, k, c: (m.stan_data["centered_1"], m.stan_data["centered_2"]) == (0, 2),
     ),
     # rejections with the right reason
     "unknown-function-foo": Err(

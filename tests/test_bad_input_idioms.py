@@ -1012,6 +1012,7 @@ TWO = "y ~ x + (1 | g) + (x | h)"
 SLOPE = "y ~ x + (x | g)"
 Block = lf.BlockParameterization
 CENTERED, NONCENTERED = data_is("centered_1", 1), data_is("centered_1", 0)
+CENTERED_SLOPE = data_is("centered_1", 2)  # (x | g): both columns
 
 
 def bad_parameterization(formula: str, value, *needles) -> Call:
@@ -1019,14 +1020,14 @@ def bad_parameterization(formula: str, value, *needles) -> Call:
 
 
 PARAMETERIZATION = {
-    "F01-tuple": ok(SLOPE, CENTERED, parameterization=("centered",)),
+    "F01-tuple": ok(SLOPE, CENTERED_SLOPE, parameterization=("centered",)),
     "F02-numpy-str-array": ok(
         TWO,
-        all_of(NONCENTERED, data_is("centered_2", 1)),
+        all_of(NONCENTERED, data_is("centered_2", 2)),
         parameterization=np.array(["noncentered", "centered"]),
     ),
     "F03-centers-as-string": either(
-        SLOPE, CENTERED, rx("tuple|sequence|list"), parameterization=[Block(True, "Intercept")]
+        SLOPE, CENTERED_SLOPE, rx("tuple|sequence|list"), parameterization=[Block(True, "Intercept")]
     ),
     "F04-center-on-missing-column": bad_parameterization(Y1, [Block(True, ("x",))], "'x'"),
     "F05-two-blocks-same-center": bad_parameterization(
@@ -1054,7 +1055,7 @@ PARAMETERIZATION = {
         rx(r"twice|duplicate|repeated|listed"),
         parameterization=[Block(True, ("Intercept", "Intercept"))],
     ),
-    "F16-centered-no-intercept": ok("y ~ 0 + x + (x | g)", CENTERED, parameterization="centered"),
+    "F16-centered-no-intercept": ok("y ~ 0 + x + (x | g)", CENTERED_SLOPE, parameterization="centered"),
     "F17-list-of-words-mixed-case": either(
         TWO, data_is("centered_2", 0), "'NONCENTERED'", parameterization=["auto", "NONCENTERED"]
     ),

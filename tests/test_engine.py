@@ -54,7 +54,7 @@ def test_draws_keep_stan_shapes(coffee_fit):
     # centered on (Intercept, x), sampled with the intercept at the mean of x: z holds, per level,
     # (intercept + mean(x) * slope, slope), and r = coefficients - (b_Intercept, b), element by element
     one = names.block(1)
-    assert coffee_fit.model.stan_data[one.centered] == 1
+    assert coffee_fit.model.stan_data[one.centered] == 2  # both columns
     assert post[one.z].shape == (4, 1000, 2, 100) and post[one.effects].shape == (
         4,
         1000,

@@ -13,8 +13,8 @@ import lmmformula as lf
 from lmmformula import names
 from lmmformula.cache import strip_comments
 from lmmformula.codegen import build_data, render_code
+from lmmformula.engines import embedded
 from lmmformula.parameterization import (
-    SLOPE_FLOOR,
     BlockParameterization,
     assign_centers,
     block_information,
@@ -55,7 +55,7 @@ def test_auto_centers_data_rich_coffee(coffee):
     model = lf.Model("y ~ x + (x | group)", coffee)
     assert model.parameterizations == (BlockParameterization(True, ("Intercept", "x")),)
     np.testing.assert_array_equal(model.stan_data[names.block(1).center_map], np.eye(2))
-    assert model.stan_data[names.block(1).centered] == 1
+    assert model.stan_data[names.block(1).centered] == 2  # both columns
 
 
 def test_auto_does_not_center_data_poor_groups():
@@ -154,9 +154,16 @@ def test_information_ratio_matches_the_simulation():
 
 
 def test_few_groups_lean_non_centered(sleepstudy):
-    """18 subjects: the point estimates say data-rich, the lower bound does not."""
+    """18 subjects: at the lower bound the slopes are not informed enough (point ratio 4.1, bound 1.8
+    against a threshold of 2.9), the intercepts at the mean day are (10.5): partially centered."""
     model = lf.Model("Reaction ~ Days + (Days | Subject)", sleepstudy)
-    assert model.parameterizations == (NONCENTERED,)
+    ratios = block_information(model._design)[0]
+    assert ratios[1] < center_threshold(18) < ratios[0]
+    assert model.parameterizations == (BlockParameterization(True, ("Intercept", "Days"), noncentered=("Days",)),)
+    point = information_ratios(
+        model._design.Z[0], model._design.J[0], np.ones(180), (sleepstudy.Reaction - sleepstudy.Reaction.mean()).to_numpy(), True, False
+    )
+    assert point[1] > center_threshold(18) > ratios[1]
 
 
 def test_explicit_choice_applies_to_every_block(toy):
@@ -179,8 +186,9 @@ def test_every_combination_of_decisions_gives_one_program(toy, stanc):
     with data that say what was decided."""
     model = lf.Model("y ~ x + (x | g) + (1 | a) + (0 + z | b)", toy)
     design = model._design  # noqa: SLF001 - the codegen stage is what is under test
+    partial = BlockParameterization(True, ("Intercept", "x"), noncentered=("x",))
     options = [
-        [NONCENTERED, BlockParameterization(True, ()), BlockParameterization(True, ("Intercept",))],
+        [NONCENTERED, BlockParameterization(True, ()), BlockParameterization(True, ("Intercept",)), partial],
         [NONCENTERED, BlockParameterization(True, ()), BlockParameterization(True, ("Intercept",))],
         [NONCENTERED, BlockParameterization(True, ())],
     ]
@@ -189,8 +197,8 @@ def test_every_combination_of_decisions_gives_one_program(toy, stanc):
         code = render_code(design, choice, model.priors)
         data = build_data(design, choice, model.priors)
         programs.add(strip_comments(code))
-        for i, block in enumerate(choice, start=1):
-            assert data[f"centered_{i}"] == int(block.centered)
+        for i, (block, columns) in enumerate(zip(choice, [("Intercept", "x"), ("Intercept",), ("z",)]), start=1):
+            assert data[f"centered_{i}"] == (len(columns) - len(block.noncentered) if block.centered else 0)
             assert data[f"F_{i}"][:, 0].sum() == float("Intercept" in block.centers)
     assert len(programs) == 1
     stanc(code)
@@ -269,20 +277,156 @@ def test_undefined_ratios_never_center_or_win():
     ) == [[], ["Intercept"]]
 
 
-def test_an_informed_intercept_centers_its_block_when_no_other_block_shares_it():
+def test_an_informed_intercept_is_centered_and_weak_slopes_are_not():
     """30 groups of 20 rows: intercepts well informed (sd 0.8 against a sampling sd of ~0.22),
-    slopes weakly (sd 0.4, sampling sd ~0.22): every column above the threshold fails, the
-    intercept-led rule centers the block; a slope the groups say nothing about (sd 0.01) does not,
-    and neither does the same block beside another factor carrying the same coefficients."""
+    slopes weakly (sd 0.4, sampling sd ~0.22): partial centering, the intercept centered (on the
+    population intercept and, through the shift to the mean of x, on x's coefficient), the slope
+    non-centered given it. A slope the groups say nothing about (sd 0.01) gets the same; beside
+    another factor carrying the same coefficients (slopes on crossed factors, measured worse
+    partially centered) the block stays non-centered."""
     data = _simulate(groups=30, rows=(20, 20), sd_intercept=0.8, sd_slope=0.4, seed=3)
     model = lf.Model("y ~ x + (x | g)", data)
     ratios = block_information(model._design)[0]
-    assert ratios[0] > center_threshold(30) > ratios[1] > SLOPE_FLOOR  # the case the second rule is for
-    assert model.parameterizations == (BlockParameterization(True, ("Intercept", "x")),)
+    assert ratios[0] > center_threshold(30) > ratios[1]
+    partial = BlockParameterization(True, ("Intercept", "x"), noncentered=("x",))
+    assert model.parameterizations == (partial,)
+    assert model.stan_data[names.block(1).centered] == 1
     flat = _simulate(groups=30, rows=(20, 20), sd_intercept=0.8, sd_slope=0.01, seed=3)
-    assert model_choices(lf.Model("y ~ x + (x | g)", flat)) == [False]
+    assert lf.Model("y ~ x + (x | g)", flat).parameterizations == (partial,)
+    poor = _simulate(groups=30, rows=(2, 3), sd_intercept=0.3, sd_slope=0.3, seed=3)
+    assert lf.Model("y ~ x + (x | g)", poor).parameterizations == (NONCENTERED,)
     data["h"] = [f"h{i % 7}" for i in range(len(data))]
-    assert model_choices(lf.Model("y ~ x + (x | g) + (x | h)", data))[0] is False
+    both = lf.Model("y ~ x + (x | g) + (x | h)", data).parameterizations  # crossed slopes: measured worse
+    assert [c.centered_columns(("Intercept", "x")) for c in both] == [0, 0]
+
+
+def test_the_intercept_is_judged_at_the_means_of_the_slopes():
+    """Ages 8 to 14 (Orthodont): at age 0 the groups' intercepts are extrapolations (ratio near 0);
+    at the mean age, which is where the program samples them, they are well informed."""
+    rng = np.random.default_rng(4)
+    groups, age = 27, np.tile([8.0, 10.0, 12.0, 14.0], 27)
+    g = np.repeat(np.arange(groups), 4)
+    y = 17 + rng.normal(0, 2, groups)[g] + (0.66 + rng.normal(0, 0.1, groups)[g]) * age + rng.normal(0, 1.3, len(g))
+    data = pd.DataFrame({"y": y, "age": age, "g": [f"s{i}" for i in g]})
+    model = lf.Model("y ~ age + (age | g)", data)
+    design = model._design
+    Z, J = design.Z[0], design.J[0]
+    weights, residuals = np.ones(len(y)), y - np.polyval(np.polyfit(age, y, 1), age)
+    at_zero = information_ratios(Z, J, weights, residuals, True)
+    shifted = Z.copy()
+    shifted[:, 1] -= age.mean()
+    at_mean = information_ratios(shifted, J, weights, residuals, True)
+    assert at_zero[0] < 1 < center_threshold(groups) < at_mean[0]
+    assert block_information(design)[0][0] == pytest.approx(at_mean[0], rel=0.05)
+    assert model.parameterizations[0].noncentered == ("age",)
+
+
+def _two_level(seed: int = 2):
+    """Pupils in classes in schools: a school-level covariate (constant within school, so within
+    class too), a class-level one and a pupil-level one."""
+    rng = np.random.default_rng(seed)
+    school = np.repeat(np.arange(20), 60)
+    klass = school * 3 + np.tile(np.repeat(np.arange(3), 20), 20)
+    w_school = rng.normal(size=20)[school]
+    v_class = rng.normal(size=60)[klass]
+    x = rng.normal(size=len(school))
+    eta = 1 + 0.5 * w_school - 0.3 * v_class + 0.4 * x + rng.normal(0, 1.0, 20)[school] + rng.normal(0, 0.7, 60)[klass]
+    return pd.DataFrame(
+        {
+            "y": eta + rng.normal(0, 0.5, len(school)),
+            "w": w_school,
+            "v": v_class,
+            "x": x,
+            "school": [f"s{i}" for i in school],
+            "klass": [f"k{i}" for i in klass],
+        }
+    )
+
+
+def test_level_constant_predictors_center_the_intercepts_of_the_factor_they_describe():
+    data = _two_level()
+    model = lf.Model("y ~ w + v + x + (1 | school) + (1 | klass)", data, parameterization="centered")
+    school, klass = model.parameterizations
+    assert school.level_centers == ("w",)  # constant within schools and classes: the coarser factor
+    assert klass.level_centers == ("v",)  # constant within classes only
+    assert "x" not in school.level_centers + klass.level_centers  # varies within classes
+    G = model.stan_data[names.block(1).level_center_map]  # levels x (Intercept, w, v, x)
+    per_school = data.groupby("school", sort=False)["w"].first()
+    levels = model.design.blocks[0].factor.levels
+    np.testing.assert_allclose(G[:, 1], per_school.loc[list(levels)].to_numpy())
+    assert np.all(G[:, [0, 2, 3]] == 0)
+    # non-centered blocks have no level centers, and a coefficient that is a column's center is not one
+    assert all(not c.level_centers for c in lf.Model("y ~ w + (1 | school)", data, parameterization="noncentered").parameterizations)
+    slopes = lf.Model("y ~ w + (w | klass) + (1 | school)", data, parameterization="centered")
+    assert "w" in slopes.parameterizations[0].centers  # the slope column's center
+    assert all("w" not in c.level_centers for c in slopes.parameterizations)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (BlockParameterization(True, ("Intercept",), noncentered=("Intercept",)), "leave at least its first"),
+        (BlockParameterization(True, ("Intercept",), level_centers=("x",)), "not constant within every level"),
+        (BlockParameterization(True, ("Intercept",), level_centers=("zz",)), "not a population-level column"),
+        (BlockParameterization(False, level_centers=("w",)), "non-centered block has no centers"),
+        (BlockParameterization(True, noncentered=5), "must be a tuple"),
+    ],
+)
+def test_bad_partial_and_level_centers(entry, message):
+    with pytest.raises(lf.DataError, match=message):
+        lf.Model("y ~ w + x + (1 | school)", _two_level(), parameterization=[entry])
+
+
+def test_explicit_partial_and_level_centers_are_taken_as_given():
+    data = _two_level()
+    entry = BlockParameterization(True, ("Intercept",), level_centers=("w",))
+    model = lf.Model("y ~ w + x + (1 | school)", data, parameterization=[entry])
+    assert model.parameterizations == (entry,)
+    assert "intercepts also on per-level w" in str(entry)
+    slope = BlockParameterization(True, ("Intercept", "x"), noncentered=("x",))
+    assert lf.Model("y ~ x + (x | school)", data, parameterization=[slope]).stan_data["centered_1"] == 1
+    with pytest.raises(lf.DataError, match="last columns"):
+        lf.Model("y ~ x + (x + w | school)", data, parameterization=[BlockParameterization(True, noncentered=("x",))])
+
+
+def _cholesky_shifted(sd, cor, Z):
+    C = np.eye(len(sd))
+    C[0, 1:] = Z[:, 1:].mean(axis=0)
+    covariance = C @ np.diag(sd) @ cor @ np.diag(sd) @ C.T
+    return C, np.linalg.cholesky(covariance)
+
+
+@pytest.mark.slow
+def test_every_number_of_centered_columns_gives_the_same_posterior(coffee):
+    """The program's density at the same effects, computed by the program itself, for 0, 1 and 2
+    centered columns (and per-level centers from G): the z that give those effects differ, and
+    the densities differ by exactly the Jacobian of the non-centered rows, levels x log det of
+    S's trailing block, S = chol(C Sigma C')."""
+    model = lf.Model("y ~ x + (x | group)", coffee)
+    data = dict(model.stan_data)
+    rng = np.random.default_rng(8)
+    n_levels, Z = data["N_1"], np.asarray(data["Z_1"])
+    sd, rho = np.array([0.7, 0.4]), -0.3
+    cor = np.array([[1.0, rho], [rho, 1.0]])
+    effects = rng.normal(size=(n_levels, 2)) * sd
+    point = {"Intercept": 2.0, "b": [0.8], "sigma": 1.1, "sd_1": sd, "L_1": np.linalg.cholesky(cor)}
+    beta = np.array([2.0 - 0.8 * np.mean(data["X"][:, 0]), 0.8])  # b_Intercept, b
+    G = np.zeros((n_levels, 2))
+    G[:, 1] = rng.normal(size=n_levels)  # as if x were constant within levels
+    data["G_1"], data["F_1"] = G, np.eye(2)
+    C, S = _cholesky_shifted(sd, cor, Z)
+    u = effects @ C.T  # C * effects, one row per level
+    centers = np.tile(C @ beta, (n_levels, 1))
+    centers[:, 0] += G @ beta
+    w = np.linalg.solve(S, u.T).T  # standardized
+    program = embedded.compile_program(model.stan_code)
+    density = {}
+    for P in (0, 1, 2):
+        z = np.where(np.arange(2) < P, u + centers, w)  # centered rows hold coefficients, the rest w
+        density[P] = embedded.log_density(program, data | {"centered_1": P}, point | {"z_1": z.T})
+    jacobian = {P: n_levels * np.sum(np.log(np.diag(S)[P:])) for P in (0, 1, 2)}
+    for P in (0, 1):
+        assert density[P] - density[2] == pytest.approx(jacobian[P], rel=1e-8, abs=1e-6)
 
 
 def model_choices(model: lf.Model) -> list[bool]:

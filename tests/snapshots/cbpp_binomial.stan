@@ -13,8 +13,9 @@ data {
   int<lower=1> M_1;  // coefficients per level
   array[N] int<lower=1, upper=N_1> J_1;  // level of each observation
   matrix[N, M_1] Z_1;  // group-level design matrix
-  int<lower=0, upper=1> centered_1;  // 1: group coefficients sampled centered, 0: non-centered
+  int<lower=0, upper=M_1> centered_1;  // how many leading columns are sampled centered
   matrix[M_1, K + 1] F_1;  // which population-level coefficient each column varies around
+  matrix[N_1, K + 1] G_1;  // level-constant predictors a centered intercept also varies around
   // prior hyperparameters
   real<lower=0> prior_Intercept_df;
   real prior_Intercept_location;
@@ -35,15 +36,19 @@ parameters {
   real Intercept;  // intercept at the means of the predictors
   vector[K] b;  // population-level slopes
   vector<lower=0>[M_1] sd_1;  // group-level standard deviations
-  matrix[N_1, M_1] z_1;  // group coefficients if centered_1, else standardized effects
+  matrix[N_1, M_1] z_1;  // the first centered_1 columns group coefficients, the rest standardized effects
 }
 transformed parameters {
   real b_Intercept = Intercept - dot_product(means_X, b);  // intercept at zero predictors
   matrix[N_1, M_1] r_1;  // group-level effects
-  if (centered_1) {
-    r_1 = z_1 - rep_matrix((F_1 * append_row(b_Intercept, b))', N_1);
-  } else {
+  if (centered_1 == 0) {
     r_1 = diag_post_multiply(z_1, sd_1);
+  } else {
+    r_1 = z_1 - rep_matrix((F_1 * append_row(b_Intercept, b))', N_1);  // centered columns
+    r_1[:, 1] -= G_1 * append_row(b_Intercept, b);  // intercepts: also off their level-constant predictors
+    for (m in (centered_1 + 1):M_1) {
+      r_1[:, m] = sd_1[m] * z_1[:, m];  // non-centered columns
+    }
   }
 }
 model {
@@ -53,11 +58,11 @@ model {
   // priors
   Intercept ~ student_t(prior_Intercept_df, prior_Intercept_location, prior_Intercept_scale);
   sd_1 ~ student_t(prior_sd_df, prior_sd_location, prior_sd_scale);
-  if (centered_1) {
-    for (m in 1:M_1) {
+  for (m in 1:M_1) {
+    if (m <= centered_1) {
       r_1[:, m] ~ normal(0, sd_1[m]);
+    } else {
+      z_1[:, m] ~ std_normal();
     }
-  } else {
-    to_vector(z_1) ~ std_normal();
   }
 }

@@ -9,6 +9,22 @@ functions {
     matrix[rows(C), cols(C)] covariance = tcrossprod(C * diag_pre_multiply(sd, L));
     return cholesky_decompose(covariance);
   }
+  // standardized effects: the first P rows of z are centered coefficients, whitened here by the
+  // leading P x P block of S after taking off their centers; the other rows are standardized already
+  matrix standardized(matrix z, matrix S, int P, matrix centers) {
+    matrix[rows(z), cols(z)] w = z;
+    if (P > 0) {
+      w[1:P] = mdivide_left_tri_low(S[1:P, 1:P], z[1:P] - centers[1:P]);
+    }
+    return w;
+  }
+  // per level (one column each), what the rows of z vary around: the population-level centers, and on
+  // the intercept's row the level's share of the population-level part (its level-constant predictors)
+  matrix level_centers(vector population, vector level) {
+    matrix[rows(population), rows(level)] centers = rep_matrix(population, rows(level));
+    centers[1] += level';
+    return centers;
+  }
 }
 data {
   int<lower=1> N;  // number of observations
@@ -20,8 +36,9 @@ data {
   int<lower=1> M_1;  // coefficients per level
   array[N] int<lower=1, upper=N_1> J_1;  // level of each observation
   matrix[N, M_1] Z_1;  // group-level design matrix
-  int<lower=0, upper=1> centered_1;  // 1: group coefficients sampled centered, 0: non-centered
+  int<lower=0, upper=M_1> centered_1;  // how many leading columns are sampled centered
   matrix[M_1, K + 1] F_1;  // which population-level coefficient each column varies around
+  matrix[N_1, K + 1] G_1;  // level-constant predictors a centered intercept also varies around
   // prior hyperparameters
   real<lower=0> prior_Intercept_df;
   real prior_Intercept_location;
@@ -54,15 +71,15 @@ parameters {
   real<lower=0> sigma;  // residual standard deviation
   vector<lower=0>[M_1] sd_1;  // group-level standard deviations
   cholesky_factor_corr[M_1] L_1;  // Cholesky factor of the correlation matrix
-  matrix[M_1, N_1] z_1;  // per level: group coefficients if centered_1, else standardized
+  matrix[M_1, N_1] z_1;  // per level: the first centered_1 rows centered coefficients, the rest standardized
 }
 transformed parameters {
   real b_Intercept = Intercept - dot_product(means_X, b);  // intercept at zero predictors
   matrix[N_1, M_1] r_1;  // group-level effects
-  if (centered_1) {
-    r_1 = (C_inv_1 * z_1)' - rep_matrix((F_1 * append_row(b_Intercept, b))', N_1);
-  } else {
-    r_1 = (C_inv_1 * shifted_cholesky(sd_1, L_1, C_1) * z_1)';
+  {
+    matrix[M_1, M_1] S_1 = shifted_cholesky(sd_1, L_1, C_1);
+    matrix[M_1, N_1] centers_1 = level_centers(C_1 * F_1 * append_row(b_Intercept, b), G_1 * append_row(b_Intercept, b));
+    r_1 = (C_inv_1 * S_1 * standardized(z_1, S_1, centered_1, centers_1))';
   }
 }
 model {
@@ -77,13 +94,13 @@ model {
   sigma ~ student_t(prior_sigma_df, prior_sigma_location, prior_sigma_scale);
   sd_1 ~ student_t(prior_sd_df, prior_sd_location, prior_sd_scale);
   L_1 ~ lkj_corr_cholesky(prior_cor_eta);
-  if (centered_1) {
-    // the multivariate normal density of C * effects, through the whitened values and the log determinant
+  {
+    // the multivariate normal density of C * effects: standardized effects, and the log determinant of
+    // the whitening of the centered rows
     matrix[M_1, M_1] S_1 = shifted_cholesky(sd_1, L_1, C_1);
-    to_vector(mdivide_left_tri_low(S_1, z_1 - rep_matrix(C_1 * F_1 * append_row(b_Intercept, b), N_1))) ~ std_normal();
-    target += -N_1 * sum(log(diagonal(S_1)));
-  } else {
-    to_vector(z_1) ~ std_normal();
+    matrix[M_1, N_1] centers_1 = level_centers(C_1 * F_1 * append_row(b_Intercept, b), G_1 * append_row(b_Intercept, b));
+    to_vector(standardized(z_1, S_1, centered_1, centers_1)) ~ std_normal();
+    target += -N_1 * sum(log(diagonal(S_1[1:centered_1, 1:centered_1])));
   }
 }
 generated quantities {
