@@ -201,7 +201,9 @@ def _block_code(
         parameterization=comment_safe(choice),
         correlated=block.correlated,
         center=f"{block_names.center_map} * {coefficients}" if coefficients else None,
-        level_center=f"{block_names.level_center_map} * {coefficients}" if intercept_first and slopes else None,
+        level_center=f"{block_names.level_center_map} * {coefficients}"
+        if intercept_first and slopes
+        else None,
         intercept_first=intercept_first,
         n_columns=len(block.columns),
         factor=comment_safe(block.factor.name),

@@ -66,7 +66,7 @@ class BlockNames:
 
     @property
     def level_center_map(self) -> str:
-        """Per level, the values of the level-constant population-level columns its intercept varies around."""
+        """Per level: the level-constant population-level columns its intercept varies around."""
         return self._named("G")
 
     # parameters and derived quantities

@@ -153,7 +153,11 @@ def choose_parameterizations(
         return tuple(BlockParameterization(False) for _ in blocks)
     ratios = block_information(design)
     ruled = {
-        i: (True, ()) if entry == "centered" else auto_choice(blocks, ratios, i) if entry == "auto" else (False, ())
+        i: (True, ())
+        if entry == "centered"
+        else auto_choice(blocks, ratios, i)
+        if entry == "auto"
+        else (False, ())
         for i, entry in enumerate(entries)
         if i not in explicit
     }
@@ -167,7 +171,8 @@ def choose_parameterizations(
     taken = {name for choice in choices for name in (*choice.centers, *choice.level_centers)}
     levels = assign_level_centers(design, choices, [i in ruled for i in range(len(blocks))], taken)
     return tuple(
-        replace(choice, level_centers=tuple(names)) if names else choice for choice, names in zip(choices, levels)
+        replace(choice, level_centers=tuple(names)) if names else choice
+        for choice, names in zip(choices, levels)
     )
 
 
@@ -266,8 +271,14 @@ def _check_explicit(entry: BlockParameterization, design: Design, i: int) -> Non
     columns, coefficients, factor = block.columns, design.spec.center_names, block.factor.name
     where = f"parameterization for the block of {factor!r}"
     if not isinstance(entry.centered, bool | np.bool_):
-        raise ArgumentError(f"{where}: BlockParameterization(centered={entry.centered!r}) must be True or False")
-    for field, example in (("centers", "('Intercept',)"), ("noncentered", "('Days',)"), ("level_centers", "('x',)")):
+        raise ArgumentError(
+            f"{where}: BlockParameterization(centered={entry.centered!r}) must be True or False"
+        )
+    for field, example in (
+        ("centers", "('Intercept',)"),
+        ("noncentered", "('Days',)"),
+        ("level_centers", "('x',)"),
+    ):
         value = getattr(entry, field)
         if not isinstance(value, tuple) or not all(isinstance(c, str) for c in value):
             raise ArgumentError(

@@ -159,9 +159,16 @@ def test_few_groups_lean_non_centered(sleepstudy):
     model = lf.Model("Reaction ~ Days + (Days | Subject)", sleepstudy)
     ratios = block_information(model._design)[0]
     assert ratios[1] < center_threshold(18) < ratios[0]
-    assert model.parameterizations == (BlockParameterization(True, ("Intercept", "Days"), noncentered=("Days",)),)
+    assert model.parameterizations == (
+        BlockParameterization(True, ("Intercept", "Days"), noncentered=("Days",)),
+    )
     point = information_ratios(
-        model._design.Z[0], model._design.J[0], np.ones(180), (sleepstudy.Reaction - sleepstudy.Reaction.mean()).to_numpy(), True, False
+        model._design.Z[0],
+        model._design.J[0],
+        np.ones(180),
+        (sleepstudy.Reaction - sleepstudy.Reaction.mean()).to_numpy(),
+        True,
+        False,
     )
     assert point[1] > center_threshold(18) > ratios[1]
 
@@ -197,7 +204,9 @@ def test_every_combination_of_decisions_gives_one_program(toy, stanc):
         code = render_code(design, choice, model.priors)
         data = build_data(design, choice, model.priors)
         programs.add(strip_comments(code))
-        for i, (block, columns) in enumerate(zip(choice, [("Intercept", "x"), ("Intercept",), ("z",)]), start=1):
+        for i, (block, columns) in enumerate(
+            zip(choice, [("Intercept", "x"), ("Intercept",), ("z",)]), start=1
+        ):
             assert data[f"centered_{i}"] == (len(columns) - len(block.noncentered) if block.centered else 0)
             assert data[f"F_{i}"][:, 0].sum() == float("Intercept" in block.centers)
     assert len(programs) == 1
@@ -306,7 +315,12 @@ def test_the_intercept_is_judged_at_the_means_of_the_slopes():
     rng = np.random.default_rng(4)
     groups, age = 27, np.tile([8.0, 10.0, 12.0, 14.0], 27)
     g = np.repeat(np.arange(groups), 4)
-    y = 17 + rng.normal(0, 2, groups)[g] + (0.66 + rng.normal(0, 0.1, groups)[g]) * age + rng.normal(0, 1.3, len(g))
+    y = (
+        17
+        + rng.normal(0, 2, groups)[g]
+        + (0.66 + rng.normal(0, 0.1, groups)[g]) * age
+        + rng.normal(0, 1.3, len(g))
+    )
     data = pd.DataFrame({"y": y, "age": age, "g": [f"s{i}" for i in g]})
     model = lf.Model("y ~ age + (age | g)", data)
     design = model._design
@@ -330,7 +344,14 @@ def _two_level(seed: int = 2):
     w_school = rng.normal(size=20)[school]
     v_class = rng.normal(size=60)[klass]
     x = rng.normal(size=len(school))
-    eta = 1 + 0.5 * w_school - 0.3 * v_class + 0.4 * x + rng.normal(0, 1.0, 20)[school] + rng.normal(0, 0.7, 60)[klass]
+    eta = (
+        1
+        + 0.5 * w_school
+        - 0.3 * v_class
+        + 0.4 * x
+        + rng.normal(0, 1.0, 20)[school]
+        + rng.normal(0, 0.7, 60)[klass]
+    )
     return pd.DataFrame(
         {
             "y": eta + rng.normal(0, 0.5, len(school)),
@@ -356,7 +377,10 @@ def test_level_constant_predictors_center_the_intercepts_of_the_factor_they_desc
     np.testing.assert_allclose(G[:, 1], per_school.loc[list(levels)].to_numpy())
     assert np.all(G[:, [0, 2, 3]] == 0)
     # non-centered blocks have no level centers, and a coefficient that is a column's center is not one
-    assert all(not c.level_centers for c in lf.Model("y ~ w + (1 | school)", data, parameterization="noncentered").parameterizations)
+    assert all(
+        not c.level_centers
+        for c in lf.Model("y ~ w + (1 | school)", data, parameterization="noncentered").parameterizations
+    )
     slopes = lf.Model("y ~ w + (w | klass) + (1 | school)", data, parameterization="centered")
     assert "w" in slopes.parameterizations[0].centers  # the slope column's center
     assert all("w" not in c.level_centers for c in slopes.parameterizations)
@@ -366,7 +390,10 @@ def test_level_constant_predictors_center_the_intercepts_of_the_factor_they_desc
     ("entry", "message"),
     [
         (BlockParameterization(True, ("Intercept",), noncentered=("Intercept",)), "leave at least its first"),
-        (BlockParameterization(True, ("Intercept",), level_centers=("x",)), "not constant within every level"),
+        (
+            BlockParameterization(True, ("Intercept",), level_centers=("x",)),
+            "not constant within every level",
+        ),
         (BlockParameterization(True, ("Intercept",), level_centers=("zz",)), "not a population-level column"),
         (BlockParameterization(False, level_centers=("w",)), "non-centered block has no centers"),
         (BlockParameterization(True, noncentered=5), "must be a tuple"),
@@ -386,7 +413,11 @@ def test_explicit_partial_and_level_centers_are_taken_as_given():
     slope = BlockParameterization(True, ("Intercept", "x"), noncentered=("x",))
     assert lf.Model("y ~ x + (x | school)", data, parameterization=[slope]).stan_data["centered_1"] == 1
     with pytest.raises(lf.DataError, match="last columns"):
-        lf.Model("y ~ x + (x + w | school)", data, parameterization=[BlockParameterization(True, noncentered=("x",))])
+        lf.Model(
+            "y ~ x + (x + w | school)",
+            data,
+            parameterization=[BlockParameterization(True, noncentered=("x",))],
+        )
 
 
 def _cholesky_shifted(sd, cor, Z):

@@ -165,8 +165,9 @@ def test_uncorrelated_categorical_gets_one_sd_per_column(toy):
 
 def test_centered_program_centers_on_population_coefficients(coffee):
     model = lf.Model("y ~ x + (x | group)", coffee, parameterization="centered")
-    assert "centers_1 = level_centers(C_1 * F_1 * append_row(b_Intercept, b), G_1 * append_row(b_Intercept, b));" in (
-        model.stan_code
+    assert (
+        "centers_1 = level_centers(C_1 * F_1 * append_row(b_Intercept, b), G_1 * append_row(b_Intercept, b));"
+        in (model.stan_code)
     )
     assert "r_1 = (C_inv_1 * S_1 * standardized(z_1, S_1, centered_1, centers_1))';" in model.stan_code
     assert model.stan_data[names.block(1).centered] == 2  # both columns
