@@ -3,14 +3,16 @@
 Rows are the shipped data sets, then the simulations of ``benchmarks/simulations.py``;
 columns are ``parameterization="noncentered"``, ``"centered"`` and ``"auto"``, and for designs
 with several blocks sharing a population coefficient ``naive``: every block centered on it (the
-rule before blocks were judged together; not part of the check). Every fit
-uses the embedded engine with the same settings. Per fit it records: compile seconds (and
-whether this fit compiled or found the program in the cache), sampling wall seconds, the
-minimum bulk ESS over every scalar in ``fit.posterior`` (parameters, transformed parameters,
-group-level coefficients; constants skipped) and its parameter, ESS per second of sampling
-wall, divergences, the maximum R-hat and its parameter, post-warmup leapfrog steps summed
-over chains, and seconds per leapfrog step (the slowest chain's sampling seconds over the
-largest per-chain post-warmup leapfrog count: post-warmup only, as the draws hold no warmup).
+rule before blocks were judged together; not part of the check). Every fit uses the embedded
+engine with the same settings, at ``Model.fit``'s defaults (so adapt_delta is 0.95 where the
+chosen parameterization partially centers a correlated block, 0.8 otherwise). Per fit it
+records: compile seconds (and whether this fit compiled or found the program in the cache),
+sampling wall seconds, the minimum bulk ESS over every scalar in ``fit.posterior``
+(parameters, transformed parameters, group-level coefficients; constants skipped) and its
+parameter, ESS per second of sampling wall, divergences, the maximum R-hat and its parameter,
+post-warmup leapfrog steps summed over chains, and seconds per leapfrog step (the slowest
+chain's sampling seconds over the largest per-chain post-warmup leapfrog count: post-warmup
+only, as the draws hold no warmup).
 
 The last column checks each row: "auto" converged (max R-hat < 1.01, no divergences, min
 bulk ESS >= 400) and its ESS/s is at least 0.9 x that of the better fixed choice (the better converged
@@ -166,6 +168,7 @@ def measure(case: Case, column: str, settings: RunSettings) -> dict:
         "compile_s": fit.timings["compile"],
         "compiled_now": bool(fit.timings["compiled_now"]),
         "sampling_wall_s": wall,
+        "adapt_delta": fit.settings.adapt_delta,  # 0.95 with a partially centered correlated block
         "divergent": int(np.asarray(fit.sampler["divergent__"]).sum()),
         "treedepth_hits": int((np.asarray(fit.sampler["treedepth__"]) >= fit.settings.max_treedepth).sum()),
         "problems": list(fit.problems),
@@ -250,6 +253,8 @@ def record_line(r: dict) -> str:
         return f"{r['row']:<18}{column:<28}{r['settings']:>14}  error: {r['error'][:200]}"
     if r.get("same_as"):
         column += f" (= {r['same_as']})"
+    if r.get("adapt_delta", 0.8) != 0.8:
+        column += f" [adapt_delta {r['adapt_delta']}]"
     compile_text = f"{r['compile_s']:.1f}s" + ("" if r["compiled_now"] else " c")
     return (
         f"{r['row']:<18}{column:<28}{r['settings']:>14}{compile_text:>10}{r['sampling_wall_s']:>9.1f}s"

@@ -18,7 +18,7 @@ from .engines import SamplerSettings, default_cores, get_engine
 from .families import Family, get_family
 from .fit import Fit
 from .formula import parse_formula
-from .parameterization import BlockParameterization, choose_parameterizations
+from .parameterization import BlockParameterization, choose_parameterizations, default_adapt_delta
 from .priors import resolve_priors
 from .progress import ChainProgress
 
@@ -117,7 +117,7 @@ class Model:
         iter_warmup: int = 1000,
         iter_sampling: int = 1000,
         seed: int | None = None,
-        adapt_delta: float = 0.8,
+        adapt_delta: float | None = None,
         max_treedepth: int = 10,
         metric: str = "diag",
         init: float | dict | list[dict] | None = None,
@@ -138,8 +138,11 @@ class Model:
             Warm-up (adaptation) and kept iterations per chain.
         seed : int, optional
             Random seed in [0, 2**31); random when not given.
-        adapt_delta : float, default 0.8
-            Target acceptance rate; raise it (e.g. 0.95) when there are divergences.
+        adapt_delta : float, optional
+            Target acceptance rate; raise it (e.g. 0.95) when there are divergences. By default
+            brms's 0.8, or 0.95 for a model with a partially centered correlated block (informed
+            intercepts, weakly informed slopes: their correlation is weakly identified and a
+            larger step diverges near +-1; see docs/parameterization.md).
         max_treedepth : int, default 10
             Largest tree depth of NUTS.
         metric : {"diag", "dense"}, default "diag"
@@ -174,7 +177,9 @@ class Model:
             iter_warmup=iter_warmup,
             iter_sampling=iter_sampling,
             seed=seed,
-            adapt_delta=adapt_delta,
+            adapt_delta=default_adapt_delta(self.design, self.parameterizations)
+            if adapt_delta is None
+            else adapt_delta,
             max_treedepth=max_treedepth,
             metric=metric,
             init=init,

@@ -176,6 +176,29 @@ def choose_parameterizations(
     )
 
 
+#: adapt_delta of a model with a partially centered correlated block (brms's default 0.8 otherwise).
+CAREFUL_ADAPT_DELTA = 0.95
+
+
+def default_adapt_delta(spec, parameterizations: Sequence[BlockParameterization]) -> float:
+    """NUTS's target acceptance rate when the user gives none: brms's 0.8, or 0.95 when a correlated
+    block is partially centered.
+
+    Such a block's slopes are weakly informed, so its correlations are weakly identified, and
+    near +-1 they curve the posterior sharply. Measured on Orthodont (`(age | Subject)`, 8 seeds):
+    1-6 divergent transitions per fit at 0.8, 14 in one fit of eight at 0.9, none at 0.95, for
+    about 25 % more sampling time.
+    """
+    return (
+        CAREFUL_ADAPT_DELTA
+        if any(
+            block.correlated and 0 < choice.centered_columns(block.columns) < len(block.columns)
+            for block, choice in zip(spec.blocks, parameterizations)
+        )
+        else 0.8
+    )
+
+
 def auto_choice(blocks, ratios: list[np.ndarray], i: int) -> tuple[bool, tuple[str, ...]]:
     """What ``auto`` does with block ``i``: (centered, its non-centered trailing columns).
 
