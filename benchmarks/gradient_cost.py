@@ -36,10 +36,17 @@ import simulations  # noqa: E402
 # case (benchmarks/simulations.py) -> (hand-written program, the auto decisions it assumes)
 CASES = {
     "coffee": ("coffee.stan", ["centered on population Intercept, x"]),
-    "crossed_bernoulli": ("crossed_bernoulli.stan", ["centered at zero", "centered on population Intercept"]),
+    "crossed_bernoulli": (
+        "crossed_bernoulli.stan",
+        ["centered at zero, intercepts also on per-level x1, x2", "centered on population Intercept"],
+    ),
     "InstEval": (
         "insteval.stan",
-        ["centered at zero", "centered at zero", "centered on population Intercept"],
+        [
+            "centered at zero",
+            "centered at zero",
+            "centered on population Intercept, intercepts also on per-level service[T.1]",
+        ],
     ),
 }
 

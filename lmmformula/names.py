@@ -106,11 +106,6 @@ class BlockNames:
         return self._named("S")
 
     @property
-    def centers(self) -> str:
-        """Local: per level, what the centered columns vary around (in the sampled coordinates)."""
-        return self._named("centers")
-
-    @property
     def correlation(self) -> str:
         """Correlation matrix (generated quantity of correlated blocks)."""
         return self._named("Cor")

@@ -1,5 +1,6 @@
 // Hand-written: y ~ service + (1 | s) + (1 | d) + (1 | dept:service), gaussian; student and lecturer effects
-// centered at zero, dept:service intercepts centered on the population intercept (lmmformula's auto choice).
+// centered at zero, dept:service intercepts centered on the population intercept and on service, which is
+// constant within each cell (lmmformula's auto choice).
 // Same parameters (order, types, sizes) as lmmformula's program.
 data {
   int<lower=1> N;
@@ -12,6 +13,7 @@ data {
   array[N] int<lower=1, upper=N_2> J_2;
   int<lower=2> N_3;
   array[N] int<lower=1, upper=N_3> J_3;
+  matrix[N_3, K + 1] G_3;
   real<lower=0> prior_Intercept_df;
   real prior_Intercept_location;
   real<lower=0> prior_Intercept_scale;
@@ -27,6 +29,7 @@ transformed data {
   for (k in 1:K) {
     means_X[k] = mean(X[:, k]);
   }
+  matrix[N_3, K] W = G_3[:, 2:(K + 1)];  // the cells' level-constant predictors (service)
 }
 parameters {
   real Intercept;
@@ -40,10 +43,11 @@ parameters {
   vector[N_3] beta_dept_service;
 }
 model {
-  Y ~ normal_id_glm(X, u_s[J_1] + u_d[J_2] + beta_dept_service[J_3], b, sigma);
+  vector[N_3] level_part = W * b;
+  Y ~ normal_id_glm(X, u_s[J_1] + u_d[J_2] + (beta_dept_service - level_part)[J_3], b, sigma);
   u_s ~ normal(0, sd_s);
   u_d ~ normal(0, sd_d);
-  beta_dept_service ~ normal(Intercept - dot_product(means_X, b), sd_dept_service);
+  beta_dept_service ~ normal(Intercept - dot_product(means_X, b) + level_part, sd_dept_service);
   Intercept ~ student_t(prior_Intercept_df, prior_Intercept_location, prior_Intercept_scale);
   sigma ~ student_t(prior_sigma_df, prior_sigma_location, prior_sigma_scale);
   sd_s ~ student_t(prior_sd_df, prior_sd_location, prior_sd_scale);

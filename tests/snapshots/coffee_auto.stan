@@ -9,12 +9,16 @@ functions {
     matrix[rows(C), cols(C)] covariance = tcrossprod(C * diag_pre_multiply(sd, L));
     return cholesky_decompose(covariance);
   }
-  // standardized effects: the first P rows of z are centered coefficients, whitened here by the
-  // leading P x P block of S after taking off their centers; the other rows are standardized already
-  matrix standardized(matrix z, matrix S, int P, matrix centers) {
+  // standardized effects of levels whose coefficients are u (sampled coordinates, minus their centers):
+  // the first P rows are u's, whitened by the leading P x P block of S; the other rows are z's, which
+  // are standardized already
+  matrix standardized(matrix u, matrix z, matrix S, int P) {
+    if (P == rows(z)) {
+      return mdivide_left_tri_low(S, u);
+    }
     matrix[rows(z), cols(z)] w = z;
     if (P > 0) {
-      w[1:P] = mdivide_left_tri_low(S[1:P, 1:P], z[1:P] - centers[1:P]);
+      w[1:P] = mdivide_left_tri_low(S[1:P, 1:P], u[1:P]);
     }
     return w;
   }
@@ -76,10 +80,13 @@ parameters {
 transformed parameters {
   real b_Intercept = Intercept - dot_product(means_X, b);  // intercept at zero predictors
   matrix[N_1, M_1] r_1;  // group-level effects
-  {
+  if (centered_1 == 0) {  // non-centered
+    r_1 = (C_inv_1 * shifted_cholesky(sd_1, L_1, C_1) * z_1)';
+  } else if (centered_1 == M_1) {  // centered: coefficients minus their centers
+    r_1 = (C_inv_1 * (z_1 - level_centers(C_1 * F_1 * append_row(b_Intercept, b), G_1 * append_row(b_Intercept, b))))';
+  } else {  // partially centered
     matrix[M_1, M_1] S_1 = shifted_cholesky(sd_1, L_1, C_1);
-    matrix[M_1, N_1] centers_1 = level_centers(C_1 * F_1 * append_row(b_Intercept, b), G_1 * append_row(b_Intercept, b));
-    r_1 = (C_inv_1 * S_1 * standardized(z_1, S_1, centered_1, centers_1))';
+    r_1 = (C_inv_1 * S_1 * standardized(z_1 - level_centers(C_1 * F_1 * append_row(b_Intercept, b), G_1 * append_row(b_Intercept, b)), z_1, S_1, centered_1))';
   }
 }
 model {
@@ -94,12 +101,13 @@ model {
   sigma ~ student_t(prior_sigma_df, prior_sigma_location, prior_sigma_scale);
   sd_1 ~ student_t(prior_sd_df, prior_sd_location, prior_sd_scale);
   L_1 ~ lkj_corr_cholesky(prior_cor_eta);
-  {
-    // the multivariate normal density of C * effects: standardized effects, and the log determinant of
-    // the whitening of the centered rows
+  if (centered_1 == 0) {
+    to_vector(z_1) ~ std_normal();
+  } else {
+    // the multivariate normal density of C * effects: the centered rows whitened (C * effects' holds
+    // them minus their centers), the others standardized already, and the log determinant of the whitening
     matrix[M_1, M_1] S_1 = shifted_cholesky(sd_1, L_1, C_1);
-    matrix[M_1, N_1] centers_1 = level_centers(C_1 * F_1 * append_row(b_Intercept, b), G_1 * append_row(b_Intercept, b));
-    to_vector(standardized(z_1, S_1, centered_1, centers_1)) ~ std_normal();
+    to_vector(standardized(C_1 * r_1', z_1, S_1, centered_1)) ~ std_normal();
     target += -N_1 * sum(log(diagonal(S_1[1:centered_1, 1:centered_1])));
   }
 }
