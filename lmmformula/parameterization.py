@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy.stats import chi2
 
-from .design import INTERCEPT, Design
+from .design import INTERCEPT, Design, DesignSpec
 from .errors import ArgumentError
 from .families import GAUSSIAN, Family, get_family
 
@@ -152,15 +152,9 @@ def choose_parameterizations(
     if all(entry == "noncentered" for entry in entries):
         return tuple(BlockParameterization(False) for _ in blocks)
     ratios = block_information(design)
-    ruled = {
-        i: (True, ())
-        if entry == "centered"
-        else auto_choice(blocks, ratios, i)
-        if entry == "auto"
-        else (False, ())
-        for i, entry in enumerate(entries)
-        if i not in explicit
-    }
+    words = {"centered": lambda i: (True, ()), "noncentered": lambda i: (False, ())}
+    words["auto"] = lambda i: auto_choice(blocks, ratios, i)
+    ruled = {i: words[entry](i) for i, entry in enumerate(entries) if i not in explicit}
     free = tuple(name for name in design.spec.center_names if name not in claimed)
     centered = [i in ruled and ruled[i][0] for i in range(len(blocks))]
     centers = assign_centers([block.columns for block in blocks], ratios, centered, free)
@@ -180,7 +174,7 @@ def choose_parameterizations(
 CAREFUL_ADAPT_DELTA = 0.95
 
 
-def default_adapt_delta(spec, parameterizations: Sequence[BlockParameterization]) -> float:
+def default_adapt_delta(spec: DesignSpec, parameterizations: Sequence[BlockParameterization]) -> float:
     """NUTS's target acceptance rate when the user gives none: brms's 0.8, or 0.95 when a correlated
     block is partially centered.
 
