@@ -33,6 +33,7 @@ class BlockCode:
     center: str | None  # Stan expression of what the columns vary around, if any
     level_center: str | None  # and of each level's share of the population-level part (intercept first)
     intercept_first: bool  # the first column is the intercept (all ones): no multiplication
+    sweep: bool  # has sweep weights: its intercepts' mean can be swept into the population intercept
     n_columns: int
     factor: str
     sources: str
@@ -97,8 +98,9 @@ def used_priors(design: Design, priors: dict[str, PriorData]) -> list[PriorData]
 def block_codes(spec: DesignSpec, parameterizations: tuple[BlockParameterization, ...]) -> list[BlockCode]:
     """Per block: its template, its center and how its columns enter the linear predictor."""
     coefficients = _coefficients(spec)[0]
+    sweeping = sweeps(spec)
     return [
-        _block_code(i, block, parameterization, coefficients, bool(spec.fixed_columns))
+        _block_code(i, block, parameterization, coefficients, bool(spec.fixed_columns), sweeping)
         for i, (block, parameterization) in enumerate(zip(spec.blocks, parameterizations), start=1)
     ]
 
@@ -126,6 +128,8 @@ def render_code(
             n_coefficients=_coefficients(spec)[1],
             blocks=blocks,
             correlated_blocks=[block for block in blocks if block.correlated],
+            swept_blocks=[block for block in blocks if block.sweep],
+            swept=names.SWEPT,
             priors=used_priors(design, priors),
             prior_for=priors,
         )
@@ -163,6 +167,8 @@ def build_data(
             data[block_names.center_map] = center_map(block, spec.center_names, choice.centers)
         if code.level_center:
             data[block_names.level_center_map] = level_center_map(design, i - 1, choice.level_centers)
+        if code.sweep:
+            data[block_names.sweep_weights] = sweep_weights(J, len(block.factor.levels), choice.swept)
     for prior in used_priors(design, priors):
         data.update(prior.stan_data())
     return data
@@ -179,6 +185,16 @@ def center_map(block: GroupBlock, coefficients: tuple[str, ...], centers: tuple[
     )
 
 
+def sweep_weights(J: np.ndarray, levels: int, swept: bool) -> np.ndarray:
+    """Each level's weight in the block's mean intercept, in proportion to its rows (zeros: the
+    block is not swept). Levels with more rows have better-determined intercepts, so this mean
+    is the one the likelihood pins down best."""
+    if not swept:
+        return np.zeros(levels)
+    counts = np.bincount(np.asarray(J) - 1, minlength=levels).astype(float)
+    return counts / counts.sum()
+
+
 def level_center_map(design: Design, block: int, names_: tuple[str, ...]) -> np.ndarray:
     """Levels x population-level coefficients: each level's value of the columns in ``names_``
     (constant within levels, checked by the parameterization), zero elsewhere."""
@@ -190,8 +206,23 @@ def level_center_map(design: Design, block: int, names_: tuple[str, ...]) -> np.
     return values
 
 
+def sweeps(spec: DesignSpec) -> bool:
+    """Whether the program can sweep group intercepts into the population intercept: it has one (not
+    an ordinal family's thresholds) and a block whose first column is the intercept."""
+    return (
+        spec.has_intercept
+        and INTERCEPT in spec.center_names
+        and any(block.columns[0] == INTERCEPT for block in spec.blocks)
+    )
+
+
 def _block_code(
-    index: int, block: GroupBlock, choice: BlockParameterization, coefficients: str | None, slopes: bool
+    index: int,
+    block: GroupBlock,
+    choice: BlockParameterization,
+    coefficients: str | None,
+    slopes: bool,
+    sweeping: bool,
 ) -> BlockCode:
     block_names = names.block(index)
     intercept_first = block.columns[0] == INTERCEPT
@@ -205,6 +236,7 @@ def _block_code(
         if intercept_first and slopes
         else None,
         intercept_first=intercept_first,
+        sweep=sweeping and intercept_first,
         n_columns=len(block.columns),
         factor=comment_safe(block.factor.name),
         sources=comment_safe(" + ".join(block.sources)),
@@ -215,10 +247,13 @@ def _block_code(
 def _coefficients(spec: DesignSpec) -> tuple[str | None, str]:
     """All population-level coefficients as one Stan vector (intercept first), and its size."""
     intercept = spec.has_intercept and INTERCEPT in spec.center_names  # not an ordinal family's thresholds
+    # with swept blocks, what varies around the intercept varies around the sampled one (the
+    # intercept plus the swept means): see parameterization.sweep
+    at_zero = f"{names.INTERCEPT_AT_ZERO} + {names.SWEPT}" if sweeps(spec) else names.INTERCEPT_AT_ZERO
     if intercept and spec.fixed_columns:
-        return f"append_row({names.INTERCEPT_AT_ZERO}, {names.SLOPES})", f"{names.SLOPE_COUNT} + 1"
+        return f"append_row({at_zero}, {names.SLOPES})", f"{names.SLOPE_COUNT} + 1"
     if intercept:
-        return f"rep_vector({names.INTERCEPT_AT_ZERO}, 1)", "1"
+        return f"rep_vector({at_zero}, 1)", "1"
     if spec.fixed_columns:
         return names.SLOPES, names.SLOPE_COUNT
     return None, "0"

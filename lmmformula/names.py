@@ -14,6 +14,9 @@ from dataclasses import dataclass
 INTERCEPT = "Intercept"
 #: The intercept at zero predictors (transformed parameter; the thresholds of an ordinal family).
 INTERCEPT_AT_ZERO = "b_Intercept"
+#: The weighted mean group intercepts that the sampled ``Intercept`` carries (swept blocks'; transformed
+#: parameter): the intercept is ``Intercept - swept``.
+SWEPT = "swept"
 #: The population-level slopes.
 SLOPES = "b"
 #: Data: population-level design matrix (without the intercept), and its centered copy.
@@ -68,6 +71,12 @@ class BlockNames:
     def level_center_map(self) -> str:
         """Per level: the level-constant population-level columns its intercept varies around."""
         return self._named("G")
+
+    @property
+    def sweep_weights(self) -> str:
+        """Per level, its weight in the block's mean intercept swept into the population intercept
+        (all zero: not swept)."""
+        return self._named("w")
 
     # parameters and derived quantities
     @property

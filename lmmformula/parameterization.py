@@ -78,6 +78,14 @@ class BlockParameterization:
         level's intercept also varies around that level's value times the coefficient
         (hierarchical centering on group-level predictors). A coefficient may be a center of
         at most one block.
+    swept : bool, default False
+        For a block whose first column is the intercept and which varies around zero (no
+        centers, no level centers): sample the population intercept plus the weighted mean of
+        the block's intercepts (weights proportional to the levels' rows) instead of the
+        population intercept itself ("sweeping"). The model is the same; the sampler no longer
+        walks the ridge along which the likelihood trades the population intercept against the
+        mean of the group intercepts. The words ``"auto"``, ``"centered"`` and ``"noncentered"``
+        sweep every block they can; an explicit entry sweeps only when it says so.
 
     Examples
     --------
@@ -91,6 +99,7 @@ class BlockParameterization:
     centers: tuple[str, ...] = ()
     noncentered: tuple[str, ...] = ()
     level_centers: tuple[str, ...] = ()
+    swept: bool = False
 
     def __post_init__(self) -> None:
         # lenient here (checked where used, see _check_explicit): one name or None for a tuple
@@ -105,13 +114,13 @@ class BlockParameterization:
 
     def __str__(self) -> str:
         if not self.centered:
-            return "noncentered"
+            return "noncentered; intercepts swept" if self.swept else "noncentered"
         text = f"centered on population {', '.join(self.centers)}" if self.centers else "centered at zero"
         if self.level_centers:
             text += f", intercepts also on per-level {', '.join(self.level_centers)}"
         if self.noncentered:
             text += f"; {', '.join(self.noncentered)} non-centered"
-        return text
+        return text + ("; intercepts swept" if self.swept else "")
 
     def centered_columns(self, columns: Sequence[str]) -> int:
         """How many leading columns of a block are sampled centered (the Stan data ``centered_i``).
@@ -150,7 +159,7 @@ def choose_parameterizations(
             "center at most one block (center the others at zero: lf.BlockParameterization(True, ()))"
         )
     if all(entry == "noncentered" for entry in entries):
-        return tuple(BlockParameterization(False) for _ in blocks)
+        return sweep(design, tuple(BlockParameterization(False) for _ in blocks), range(len(blocks)))
     ratios = block_information(design)
     words = {"centered": lambda i: (True, ()), "noncentered": lambda i: (False, ())}
     words["auto"] = lambda i: auto_choice(blocks, ratios, i)
@@ -164,9 +173,42 @@ def choose_parameterizations(
     ]
     taken = {name for choice in choices for name in (*choice.centers, *choice.level_centers)}
     levels = assign_level_centers(design, choices, [i in ruled for i in range(len(blocks))], taken)
+    choices = [
+        replace(choice, level_centers=tuple(names)) if names else choice for choice, names in zip(choices, levels)
+    ]
+    return sweep(design, tuple(choices), ruled)
+
+
+def sweepable(spec: DesignSpec, block_index: int, choice: BlockParameterization) -> bool:
+    """Whether block ``block_index`` can have its intercepts swept into the population intercept:
+    the model has one (not an ordinal family's thresholds), the block's first column is the
+    intercept and the block varies around zero (no centers, no level centers)."""
+    return (
+        INTERCEPT in spec.center_names
+        and spec.blocks[block_index].columns[0] == INTERCEPT
+        and not choice.centers
+        and not choice.level_centers
+    )
+
+
+def sweep(
+    design: Design, choices: tuple[BlockParameterization, ...], ruled
+) -> tuple[BlockParameterization, ...]:
+    """Sweep the intercepts of every block in ``ruled`` that can be (see :func:`sweepable`).
+
+    The likelihood of a model with a population intercept and group intercepts that vary
+    around zero is unchanged when a constant moves from the intercept to every level of a
+    block; only the block's prior pins that direction down, loosely, and a sampler that
+    moves the two separately crawls along the ridge (crossed factors: one ridge per factor).
+    Sampling the intercept plus the block's weighted mean intercept instead (Vines, Gilks &
+    Wild 1996 call it sweeping) turns the ridge into a direction only the prior sees; the
+    block centered on the intercept, if any, then varies around that sampled sum. Measured in
+    docs/parameterization.md.
+    """
+    spec = design.spec
     return tuple(
-        replace(choice, level_centers=tuple(names)) if names else choice
-        for choice, names in zip(choices, levels)
+        replace(choice, swept=True) if i in ruled and sweepable(spec, i, choice) else choice
+        for i, choice in enumerate(choices)
     )
 
 
@@ -199,17 +241,23 @@ def auto_choice(blocks, ratios: list[np.ndarray], i: int) -> tuple[bool, tuple[s
     Every column informed beyond the threshold: centered. Otherwise a block whose first
     column is the intercept and whose intercept is informed (at the means of its other
     columns) is centered from the intercept up to the first column that is not, and the rest
-    (weakly informed slopes) is sampled non-centered given the centered columns, unless another
-    block carries one of its columns (slopes on crossed factors mixed worse so: R-hat 1.012
-    against 1.010 non-centered). Otherwise non-centered.
+    (weakly informed slopes) is sampled non-centered given the centered columns. When another
+    block carries one of its columns (slopes on crossed factors), such a block is centered whole
+    if every slope's ratio exceeds 1 and non-centered otherwise: with the intercepts swept,
+    crossed slopes (ratios 1.9 and 1.2) mixed best centered whole (100-125 ESS/s, R-hat <= 1.006
+    over three seeds), against 68-81 partially centered and 39-56 non-centered (R-hat up to 1.014).
+    Otherwise non-centered.
     """
     ratio, columns = ratios[i], blocks[i].columns
     threshold = center_threshold(len(blocks[i].factor.levels))
     if bool(np.all(ratio > threshold)):
         return True, ()
-    shared = any(set(columns) & set(other.columns) for j, other in enumerate(blocks) if j != i)
-    if columns[0] != INTERCEPT or not ratio[0] > threshold or shared:
+    if columns[0] != INTERCEPT or not ratio[0] > threshold:
         return False, ()
+    if any(set(columns) & set(other.columns) for j, other in enumerate(blocks) if j != i):
+        # slopes on crossed factors: centered whole when every slope says at least as much as the
+        # population (ratio > 1), else non-centered
+        return (True, ()) if bool(np.all(ratio[1:] > 1.0)) else (False, ())
     leading = 1
     while leading < len(columns) and ratio[leading] > threshold:
         leading += 1
@@ -314,6 +362,13 @@ def _check_explicit(entry: BlockParameterization, design: Design, i: int) -> Non
         raise ArgumentError(
             f"{where}: noncentered={entry.noncentered!r} must be the block's last columns, in order, and "
             f"leave at least its first column centered; its columns are {list(columns)}"
+        )
+    if not isinstance(entry.swept, bool | np.bool_):
+        raise ArgumentError(f"{where}: BlockParameterization(swept={entry.swept!r}) must be True or False")
+    if entry.swept and not sweepable(design.spec, i, entry):
+        raise ArgumentError(
+            f"{where}: swept=True needs a population-level intercept, the intercept as the block's first "
+            "column and a block that varies around zero (no centers, no level_centers)"
         )
     if entry.level_centers:
         if entry.centered_columns(columns) == 0 or columns[0] != INTERCEPT:

@@ -25,6 +25,9 @@ from lmmformula.parameterization import (
 CENTERED_ON_INTERCEPT = BlockParameterization(True, ("Intercept",))
 AT_ZERO = BlockParameterization(True, ())
 NONCENTERED = BlockParameterization(False)
+# what the words give a block with an intercept that varies around zero: its intercepts swept
+SWEPT_AT_ZERO = BlockParameterization(True, (), swept=True)
+SWEPT_NONCENTERED = BlockParameterization(False, swept=True)
 
 
 def _simulate(groups: int, rows: tuple[int, int], sd_intercept: float, sd_slope: float, seed: int):
@@ -61,7 +64,7 @@ def test_auto_centers_data_rich_coffee(coffee):
 def test_auto_does_not_center_data_poor_groups():
     poor = _simulate(groups=300, rows=(2, 3), sd_intercept=0.3, sd_slope=0.2, seed=1)
     model = lf.Model("y ~ x + (x | g)", poor)
-    assert model.parameterizations == (NONCENTERED,)
+    assert model.parameterizations == (SWEPT_NONCENTERED,)
     assert model.stan_data[names.block(1).centered] == 0
     np.testing.assert_array_equal(model.stan_data[names.block(1).center_map], 0.0)
 
@@ -71,7 +74,7 @@ def test_auto_decides_per_block():
     rng = np.random.default_rng(3)
     rich["h"] = [f"h{i}" for i in rng.integers(0, 200, size=len(rich))]  # ~3 rows each, no effect
     model = lf.Model("y ~ x + (1 | g) + (1 | h)", rich)
-    assert model.parameterizations == (CENTERED_ON_INTERCEPT, NONCENTERED)
+    assert model.parameterizations == (CENTERED_ON_INTERCEPT, SWEPT_NONCENTERED)
 
 
 @pytest.mark.parametrize("family", ["gaussian", "bernoulli"])
@@ -80,19 +83,19 @@ def test_crossed_data_rich_factors_share_no_center(family):
     per level against a's 30) is centered on the intercept; a is centered at zero."""
     data = _crossed(n_a=120, n_b=30, sd_a=1.5, sd_b=1.5, seed=5, family=family)
     model = lf.Model("y ~ x + (1 | a) + (1 | b)", data, family=family)
-    assert model.parameterizations == (AT_ZERO, CENTERED_ON_INTERCEPT)
+    assert model.parameterizations == (SWEPT_AT_ZERO, CENTERED_ON_INTERCEPT)
     np.testing.assert_array_equal(model.stan_data[names.block(1).center_map], [[0.0, 0.0]])
     np.testing.assert_array_equal(model.stan_data[names.block(2).center_map], [[1.0, 0.0]])
     # the order of the terms does not matter
     swapped = lf.Model("y ~ x + (1 | b) + (1 | a)", data, family=family)
-    assert swapped.parameterizations == (CENTERED_ON_INTERCEPT, AT_ZERO)
+    assert swapped.parameterizations == (CENTERED_ON_INTERCEPT, SWEPT_AT_ZERO)
 
 
 def test_crossed_with_a_data_poor_factor():
     """A data-rich factor keeps the intercept; one with small sd and few rows per level is non-centered."""
     data = _crossed(n_a=300, n_b=8, sd_a=0.05, sd_b=1.0, seed=6)
     model = lf.Model("y ~ x + (1 | a) + (1 | b)", data)
-    assert model.parameterizations == (NONCENTERED, CENTERED_ON_INTERCEPT)
+    assert model.parameterizations == (SWEPT_NONCENTERED, CENTERED_ON_INTERCEPT)
 
 
 def test_nested_factors_center_the_outer_one():
@@ -103,7 +106,7 @@ def test_nested_factors_center_the_outer_one():
     data = pd.DataFrame({"y": y, "school": [f"s{i}" for i in school], "klass": [f"c{i % 5}" for i in klass]})
     model = lf.Model("y ~ 1 + (1 | school/klass)", data)
     assert [b.factor.name for b in model.design.blocks] == ["school", "school:klass"]
-    assert model.parameterizations == (CENTERED_ON_INTERCEPT, AT_ZERO)
+    assert model.parameterizations == (CENTERED_ON_INTERCEPT, SWEPT_AT_ZERO)
 
 
 def test_slopes_on_two_crossed_factors_each_coefficient_has_one_center():
@@ -179,7 +182,7 @@ def test_explicit_choice_applies_to_every_block(toy):
     # the intercept is the center of one block only
     assert sum("Intercept" in p.centers for p in model.parameterizations) == 1
     noncentered = lf.Model("y ~ x + (x | g) + (1 | a)", toy, parameterization="noncentered")
-    assert noncentered.parameterizations == (NONCENTERED, NONCENTERED)
+    assert noncentered.parameterizations == (SWEPT_NONCENTERED, SWEPT_NONCENTERED)
 
 
 @pytest.mark.parametrize("bad", ["Centered", "none", 1, None])
@@ -194,13 +197,16 @@ def test_every_combination_of_decisions_gives_one_program(toy, stanc):
     model = lf.Model("y ~ x + (x | g) + (1 | a) + (0 + z | b)", toy)
     design = model._design  # noqa: SLF001 - the codegen stage is what is under test
     partial = BlockParameterization(True, ("Intercept", "x"), noncentered=("x",))
+    partial_at_zero = BlockParameterization(True, (), noncentered=("x",), swept=True)
     options = [
-        [NONCENTERED, BlockParameterization(True, ()), BlockParameterization(True, ("Intercept",)), partial],
-        [NONCENTERED, BlockParameterization(True, ()), BlockParameterization(True, ("Intercept",))],
+        [NONCENTERED, SWEPT_NONCENTERED, SWEPT_AT_ZERO, CENTERED_ON_INTERCEPT, partial, partial_at_zero],
+        [NONCENTERED, SWEPT_NONCENTERED, AT_ZERO, SWEPT_AT_ZERO, CENTERED_ON_INTERCEPT],
         [NONCENTERED, BlockParameterization(True, ())],
     ]
     programs = set()
     for choice in itertools.product(*options):
+        if sum("Intercept" in c.centers for c in choice) > 1:
+            continue
         code = render_code(design, choice, model.priors)
         data = build_data(design, choice, model.priors)
         programs.add(strip_comments(code))
@@ -209,6 +215,8 @@ def test_every_combination_of_decisions_gives_one_program(toy, stanc):
         ):
             assert data[f"centered_{i}"] == (len(columns) - len(block.noncentered) if block.centered else 0)
             assert data[f"F_{i}"][:, 0].sum() == float("Intercept" in block.centers)
+            if i < 3:  # blocks with an intercept: their sweep weights
+                assert data[f"w_{i}"].sum() == pytest.approx(float(block.swept))
     assert len(programs) == 1
     stanc(code)
 
@@ -216,7 +224,7 @@ def test_every_combination_of_decisions_gives_one_program(toy, stanc):
 def test_per_block_choices(toy):
     formula = "y ~ x + (x | g) + (1 | a)"
     mixed = lf.Model(formula, toy, parameterization=["noncentered", "centered"])
-    assert mixed.parameterizations == (NONCENTERED, CENTERED_ON_INTERCEPT)
+    assert mixed.parameterizations == (SWEPT_NONCENTERED, CENTERED_ON_INTERCEPT)
     # an explicit BlockParameterization is taken as it is; the rule assigns the rest around it
     explicit = lf.Model(formula, toy, parameterization=[lf.BlockParameterization(True, ("x",)), "centered"])
     assert explicit.parameterizations == (lf.BlockParameterization(True, ("x",)), CENTERED_ON_INTERCEPT)
@@ -270,7 +278,7 @@ def test_crossed_poisson_converges_at_defaults():
 
 def test_per_block_choices_from_a_numpy_array(toy):
     model = lf.Model("y ~ x + (x | g) + (1 | a)", toy, parameterization=np.array(["noncentered", "centered"]))
-    assert model.parameterizations == (NONCENTERED, CENTERED_ON_INTERCEPT)
+    assert model.parameterizations == (SWEPT_NONCENTERED, CENTERED_ON_INTERCEPT)
 
 
 def test_explicit_choices_may_not_share_a_center(toy):
@@ -290,9 +298,10 @@ def test_an_informed_intercept_is_centered_and_weak_slopes_are_not():
     """30 groups of 20 rows: intercepts well informed (sd 0.8 against a sampling sd of ~0.22),
     slopes weakly (sd 0.4, sampling sd ~0.22): partial centering, the intercept centered (on the
     population intercept and, through the shift to the mean of x, on x's coefficient), the slope
-    non-centered given it. A slope the groups say nothing about (sd 0.01) gets the same; beside
+    non-centered given it. A slope the groups say nothing about (sd 0.01) gets the same. Beside
     another factor carrying the same coefficients (slopes on crossed factors, measured worse
-    partially centered) the block stays non-centered."""
+    partially centered) the block is centered whole when its slope's ratio exceeds 1 and
+    non-centered otherwise."""
     data = _simulate(groups=30, rows=(20, 20), sd_intercept=0.8, sd_slope=0.4, seed=3)
     model = lf.Model("y ~ x + (x | g)", data)
     ratios = block_information(model._design)[0]
@@ -303,10 +312,16 @@ def test_an_informed_intercept_is_centered_and_weak_slopes_are_not():
     flat = _simulate(groups=30, rows=(20, 20), sd_intercept=0.8, sd_slope=0.01, seed=3)
     assert lf.Model("y ~ x + (x | g)", flat).parameterizations == (partial,)
     poor = _simulate(groups=30, rows=(2, 3), sd_intercept=0.3, sd_slope=0.3, seed=3)
-    assert lf.Model("y ~ x + (x | g)", poor).parameterizations == (NONCENTERED,)
+    assert lf.Model("y ~ x + (x | g)", poor).parameterizations == (SWEPT_NONCENTERED,)
     data["h"] = [f"h{i % 7}" for i in range(len(data))]
-    both = lf.Model("y ~ x + (x | g) + (x | h)", data).parameterizations  # crossed slopes: measured worse
-    assert [c.centered_columns(("Intercept", "x")) for c in both] == [0, 0]
+    both = lf.Model("y ~ x + (x | g) + (x | h)", data)  # crossed slopes; h has no effect
+    assert block_information(both._design)[0][1] < 1.0
+    assert both.parameterizations == (SWEPT_NONCENTERED, SWEPT_NONCENTERED)
+    wider = _simulate(groups=30, rows=(20, 20), sd_intercept=0.8, sd_slope=0.5, seed=3)
+    wider["h"] = data["h"]
+    crossed = lf.Model("y ~ x + (x | g) + (x | h)", wider)
+    assert 1.0 < block_information(crossed._design)[0][1] < center_threshold(30)
+    assert crossed.parameterizations == (BlockParameterization(True, ("Intercept", "x")), SWEPT_NONCENTERED)
 
 
 def test_the_intercept_is_judged_at_the_means_of_the_slopes():
@@ -397,6 +412,9 @@ def test_level_constant_predictors_center_the_intercepts_of_the_factor_they_desc
         (BlockParameterization(True, ("Intercept",), level_centers=("zz",)), "not a population-level column"),
         (BlockParameterization(False, level_centers=("w",)), "non-centered block has no centers"),
         (BlockParameterization(True, noncentered=5), "must be a tuple"),
+        (BlockParameterization(True, ("Intercept",), swept=True), "varies around zero"),
+        (BlockParameterization(True, (), level_centers=("w",), swept=True), "varies around zero"),
+        (BlockParameterization(False, swept="yes"), "must be True or False"),
     ],
 )
 def test_bad_partial_and_level_centers(entry, message):
@@ -462,3 +480,68 @@ def test_every_number_of_centered_columns_gives_the_same_posterior(coffee):
 
 def model_choices(model: lf.Model) -> list[bool]:
     return [choice.centered for choice in model.parameterizations]
+
+
+def test_sweep_weights_follow_the_rows_and_need_a_population_intercept(toy):
+    """A swept block's weights are its levels' shares of the rows; a block not swept has zeros; a model
+    without a population intercept (or with an ordinal family's thresholds) has no sweep at all."""
+    model = lf.Model("y ~ x + (1 | g) + (1 | a)", toy, parameterization="noncentered")
+    for i, column in ((1, "g"), (2, "a")):
+        levels = model.design.blocks[i - 1].factor.levels
+        rows = toy[column].astype(str).value_counts()
+        expected = np.array([rows[level] for level in levels], dtype=float) / len(toy)
+        np.testing.assert_allclose(model.stan_data[names.block(i).sweep_weights], expected)
+    assert f"real {names.SWEPT} =" in model.stan_code
+    explicit = lf.Model("y ~ x + (1 | g) + (1 | a)", toy, parameterization=[NONCENTERED, "noncentered"])
+    np.testing.assert_array_equal(explicit.stan_data[names.block(1).sweep_weights], 0.0)
+    assert strip_comments(explicit.stan_code) == strip_comments(model.stan_code)
+    no_intercept = lf.Model("y ~ 0 + x + (1 | g)", toy, parameterization="noncentered")
+    assert no_intercept.parameterizations == (NONCENTERED,)
+    assert names.SWEPT not in no_intercept.stan_code
+    assert names.block(1).sweep_weights not in no_intercept.stan_data
+    with pytest.raises(lf.DataError, match="needs a population-level intercept"):
+        lf.Model("y ~ 0 + x + (1 | g)", toy, parameterization=[SWEPT_NONCENTERED])
+    slopes_only = lf.Model("y ~ x + (0 + x | g)", toy, parameterization="noncentered")
+    assert names.SWEPT not in slopes_only.stan_code
+    ordinal = toy.assign(k=1 + (toy["y"] > toy["y"].median()).astype(int) + (toy["y"] > 0).astype(int))
+    cumulative = lf.Model("k ~ x + (1 | g)", ordinal, family="cumulative", parameterization="noncentered")
+    assert cumulative.parameterizations == (NONCENTERED,)
+    assert names.SWEPT not in cumulative.stan_code
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("correlated", [True, False])
+def test_sweeping_leaves_the_posterior_unchanged(coffee, correlated):
+    """Sweeping moves the block's weighted mean intercept into the sampled Intercept: a change of
+    coordinates with Jacobian 1. The program's own density at the same effects, with the weights on
+    and the sampled Intercept carrying their mean, equals its density with the weights off, for the
+    non-centered, the centered-at-zero and the partially centered forms."""
+    formula = "y ~ x + (x | group)" if correlated else "y ~ x + (x || group)"
+    model = lf.Model(formula, coffee, parameterization="noncentered")
+    data = dict(model.stan_data)
+    assert data["w_1"].sum() == pytest.approx(1.0)
+    sweep_weights = np.asarray(data["w_1"])
+    rng = np.random.default_rng(9)
+    n_levels, Z = data["N_1"], np.asarray(data["Z_1"])
+    sd, rho = np.array([0.7, 0.4]), -0.3 if correlated else 0.0
+    cor = np.array([[1.0, rho], [rho, 1.0]])
+    effects = rng.normal(size=(n_levels, 2)) * sd
+    intercept = 2.0  # at the means of the predictors
+    point = {"b": [0.8], "sigma": 1.1, "sd_1": sd}
+    program = embedded.compile_program(model.stan_code)
+    if correlated:
+        point["L_1"] = np.linalg.cholesky(cor)
+        C, S = _cholesky_shifted(sd, cor, Z)
+        u = effects @ C.T
+        w = np.linalg.solve(S, u.T).T
+        forms = {P: np.where(np.arange(2) < P, u, w).T for P in (0, 1, 2)}
+    else:
+        forms = {0: effects / sd, 1: np.column_stack([effects[:, 0], effects[:, 1] / sd[1]]), 2: effects}
+    swept = float(sweep_weights @ effects[:, 0])
+    for P, z in forms.items():
+        off = data | {"centered_1": P, "w_1": np.zeros(n_levels)}
+        on = data | {"centered_1": P}
+        plain = embedded.log_density(program, off, point | {"Intercept": intercept, "z_1": z})
+        carried = embedded.log_density(program, on, point | {"Intercept": intercept + swept, "z_1": z})
+        assert np.isfinite(plain)
+        assert carried == pytest.approx(plain, rel=1e-10, abs=1e-8), P

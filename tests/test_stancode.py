@@ -93,7 +93,7 @@ def test_coffee_program_passes_stanc(coffee, stanc):
     assert "normal_id_glm" in code
     assert "for (n in" not in code  # vectorized: no loop over observations
     # the intercept column of Z is not multiplied; the slope column is, as one vector operation
-    assert "mu = (Intercept + r_1[:, 1])[J_1];" in code and "mu += Z_1[:, m] .* r_1[J_1, m];" in code
+    assert "mu = (Intercept - swept + r_1[:, 1])[J_1];" in code and "mu += Z_1[:, m] .* r_1[J_1, m];" in code
     assert len(cpp) > 1000
 
 
@@ -165,11 +165,14 @@ def test_uncorrelated_categorical_gets_one_sd_per_column(toy):
 
 def test_centered_program_centers_on_population_coefficients(coffee):
     model = lf.Model("y ~ x + (x | group)", coffee, parameterization="centered")
-    centers = "level_centers(C_1 * F_1 * append_row(b_Intercept, b), G_1 * append_row(b_Intercept, b))"
+    # around the sampled intercept, b_Intercept + swept (swept is zero here: the block carries the intercept)
+    coefficients = "append_row(b_Intercept + swept, b)"
+    centers = f"level_centers(C_1 * F_1 * {coefficients}, G_1 * {coefficients})"
     assert f"r_1 = (C_inv_1 * (z_1 - {centers}))';" in model.stan_code  # the centered branch
     assert "to_vector(standardized(C_1 * r_1', z_1, S_1, centered_1)) ~ std_normal();" in model.stan_code
     assert model.stan_data[names.block(1).centered] == 2  # both columns
     assert not model.stan_data[names.block(1).level_center_map].any()  # x varies within groups
+    assert not model.stan_data[names.block(1).sweep_weights].any()  # centered on the intercept: not swept
     np.testing.assert_array_equal(model.stan_data[names.block(1).center_map], np.eye(2))
     # a group-level column that is not in the fixed part varies around zero
     partial = lf.Model("y ~ 1 + (x | group)", coffee, parameterization="centered")
@@ -189,7 +192,7 @@ def test_default_priors_follow_brms(coffee):
     assert data["prior_cor_eta"] == 1
     code = lf.make_stancode("y ~ x + (x | group)", coffee)
     assert (
-        "Intercept ~ student_t(prior_Intercept_df, prior_Intercept_location, prior_Intercept_scale);" in code
+        "Intercept - swept ~ student_t(prior_Intercept_df, prior_Intercept_location, prior_Intercept_scale);" in code
     )
     assert "\n  b ~" not in code  # flat slopes
 

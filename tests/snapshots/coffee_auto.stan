@@ -22,6 +22,12 @@ functions {
     }
     return w;
   }
+  // the levels' weighted mean effects (weights w) in sampled coordinates, S * standardized(z * w), which
+  // for a block that varies around zero is C * effects' * w, in every form
+  vector mean_effects(matrix z, vector w, matrix S, int P) {
+    matrix[rows(z), 1] zw = to_matrix(z * w);
+    return S * col(standardized(zw, zw, S, P), 1);
+  }
   // per level (one column each), what the rows of z vary around: the population-level centers, and on
   // the intercept's row the level's share of the population-level part (its level-constant predictors)
   matrix level_centers(vector population, vector level) {
@@ -43,6 +49,7 @@ data {
   int<lower=0, upper=M_1> centered_1;  // how many leading columns are sampled centered
   matrix[M_1, K + 1] F_1;  // which population-level coefficient each column varies around
   matrix[N_1, K + 1] G_1;  // level-constant predictors a centered intercept also varies around
+  vector<lower=0, upper=1>[N_1] w_1;  // levels' weights in the mean intercept swept into Intercept (zeros: not swept)
   // prior hyperparameters
   real<lower=0> prior_Intercept_df;
   real prior_Intercept_location;
@@ -70,7 +77,7 @@ transformed data {
   }
 }
 parameters {
-  real Intercept;  // intercept at the means of the predictors
+  real Intercept;  // intercept at the means of the predictors, plus the swept blocks' mean intercepts
   vector[K] b;  // population-level slopes
   real<lower=0> sigma;  // residual standard deviation
   vector<lower=0>[M_1] sd_1;  // group-level standard deviations
@@ -78,26 +85,29 @@ parameters {
   matrix[M_1, N_1] z_1;  // per level: the first centered_1 rows centered coefficients, the rest standardized
 }
 transformed parameters {
-  real b_Intercept = Intercept - dot_product(means_X, b);  // intercept at zero predictors
+  // the swept blocks' weighted mean intercepts: the sampled Intercept carries them, so that the sampler
+  // does not walk the ridge between the intercept and the levels' mean (a block with zero weights adds nothing)
+  real swept = (C_inv_1 * mean_effects(z_1, w_1, shifted_cholesky(sd_1, L_1, C_1), centered_1))[1];
+  real b_Intercept = Intercept - swept - dot_product(means_X, b);  // intercept at zero predictors
   matrix[N_1, M_1] r_1;  // group-level effects
   if (centered_1 == 0) {  // non-centered
     r_1 = (C_inv_1 * shifted_cholesky(sd_1, L_1, C_1) * z_1)';
   } else if (centered_1 == M_1) {  // centered: coefficients minus their centers
-    r_1 = (C_inv_1 * (z_1 - level_centers(C_1 * F_1 * append_row(b_Intercept, b), G_1 * append_row(b_Intercept, b))))';
+    r_1 = (C_inv_1 * (z_1 - level_centers(C_1 * F_1 * append_row(b_Intercept + swept, b), G_1 * append_row(b_Intercept + swept, b))))';
   } else {  // partially centered
     matrix[M_1, M_1] S_1 = shifted_cholesky(sd_1, L_1, C_1);
-    r_1 = (C_inv_1 * S_1 * standardized(z_1 - level_centers(C_1 * F_1 * append_row(b_Intercept, b), G_1 * append_row(b_Intercept, b)), z_1, S_1, centered_1))';
+    r_1 = (C_inv_1 * S_1 * standardized(z_1 - level_centers(C_1 * F_1 * append_row(b_Intercept + swept, b), G_1 * append_row(b_Intercept + swept, b)), z_1, S_1, centered_1))';
   }
 }
 model {
   // the linear predictor without X * b
-  vector[N] mu = (Intercept + r_1[:, 1])[J_1];  // intercept and group intercepts
+  vector[N] mu = (Intercept - swept + r_1[:, 1])[J_1];  // intercept and group intercepts
   for (m in 2:M_1) {
     mu += Z_1[:, m] .* r_1[J_1, m];  // group: slopes
   }
   Y ~ normal_id_glm(Xc, mu, b, sigma);
   // priors
-  Intercept ~ student_t(prior_Intercept_df, prior_Intercept_location, prior_Intercept_scale);
+  Intercept - swept ~ student_t(prior_Intercept_df, prior_Intercept_location, prior_Intercept_scale);
   sigma ~ student_t(prior_sigma_df, prior_sigma_location, prior_sigma_scale);
   sd_1 ~ student_t(prior_sd_df, prior_sd_location, prior_sd_scale);
   L_1 ~ lkj_corr_cholesky(prior_cor_eta);
