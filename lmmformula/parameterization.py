@@ -174,7 +174,8 @@ def choose_parameterizations(
     taken = {name for choice in choices for name in (*choice.centers, *choice.level_centers)}
     levels = assign_level_centers(design, choices, [i in ruled for i in range(len(blocks))], taken)
     choices = [
-        replace(choice, level_centers=tuple(names)) if names else choice for choice, names in zip(choices, levels)
+        replace(choice, level_centers=tuple(names)) if names else choice
+        for choice, names in zip(choices, levels)
     ]
     return sweep(design, tuple(choices), ruled)
 

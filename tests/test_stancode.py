@@ -191,9 +191,8 @@ def test_default_priors_follow_brms(coffee):
     assert data["prior_sd_scale"] == data["prior_sigma_scale"] == scale
     assert data["prior_cor_eta"] == 1
     code = lf.make_stancode("y ~ x + (x | group)", coffee)
-    assert (
-        "Intercept - swept ~ student_t(prior_Intercept_df, prior_Intercept_location, prior_Intercept_scale);" in code
-    )
+    prior = "student_t(prior_Intercept_df, prior_Intercept_location, prior_Intercept_scale)"
+    assert f"Intercept - swept ~ {prior};" in code
     assert "\n  b ~" not in code  # flat slopes
 
 
