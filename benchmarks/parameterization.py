@@ -3,7 +3,9 @@
 Rows are the shipped data sets, then the simulations of ``benchmarks/simulations.py``;
 columns are ``parameterization="noncentered"``, ``"centered"`` and ``"auto"``, and for designs
 with several blocks sharing a population coefficient ``naive``: every block centered on it (the
-rule before blocks were judged together; not part of the check). Every fit uses the embedded
+rule before blocks were judged together; not part of the check), and where auto sweeps a block's
+intercepts ``unswept``: auto's choices without sweeping (not part of the check either; it shows
+what sweeping is worth). Every fit uses the embedded
 engine with the same settings, at ``Model.fit``'s defaults (so adapt_delta is 0.95 where the
 chosen parameterization partially centers a correlated block, 0.8 otherwise). Per fit it
 records: compile seconds (and whether this fit compiled or found the program in the cache),
@@ -37,7 +39,7 @@ import shlex
 import sys
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 
@@ -53,7 +55,7 @@ from lmmformula.stanc import check_program
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from simulations import Case, all_case_names, get_case  # noqa: E402
 
-COLUMNS = ("noncentered", "centered", "auto", "naive")
+COLUMNS = ("noncentered", "centered", "auto", "unswept", "naive")
 FIXED = ("noncentered", "centered")
 RESULTS = Path(__file__).resolve().parent / "results"
 MIN_ESS, MAX_RHAT, EFFICIENCY = 400, 1.01, 0.9
@@ -125,13 +127,25 @@ def naive(case: Case) -> list[lf.BlockParameterization]:
 
 def naive_is_centered(case: Case) -> bool:
     centered = lf.Model(case.formula, case.data, family=case.family, parameterization="centered")
-    return list(centered.parameterizations) == naive(case)
+    return [replace(p, swept=False) for p in centered.parameterizations] == naive(case)
+
+
+def unswept(case: Case) -> list[lf.BlockParameterization]:
+    """auto's choices without sweeping any block's intercepts."""
+    auto = lf.Model(case.formula, case.data, family=case.family)
+    return [replace(p, swept=False) for p in auto.parameterizations]
+
+
+def auto_sweeps(case: Case) -> bool:
+    return any(p.swept for p in lf.Model(case.formula, case.data, family=case.family).parameterizations)
 
 
 def chosen(case: Case, column: str) -> tuple[str, ...]:
     """The per-block choices ``column`` makes for ``case``."""
     if column == "naive":
         return tuple(str(p) for p in naive(case))
+    if column == "unswept":
+        return tuple(str(p) for p in unswept(case))
     return tuple(str(p) for p in build(case, column).parameterizations)
 
 
@@ -139,6 +153,8 @@ def build(case: Case, column: str) -> lf.Model:
     """The model for ``column``. lmmformula refuses to center two blocks on one coefficient, so the
     naive column takes the all-centered model and points every block's center map (Stan data ``F_i``)
     at every coefficient it carries: the same program, other data."""
+    if column == "unswept":
+        return lf.Model(case.formula, case.data, family=case.family, parameterization=unswept(case))
     if column != "naive":
         return lf.Model(case.formula, case.data, family=case.family, parameterization=column)
     model = lf.Model(case.formula, case.data, family=case.family, parameterization="centered")
@@ -146,6 +162,8 @@ def build(case: Case, column: str) -> lf.Model:
     for i, (block, choice) in enumerate(zip(model.design.blocks, naive(case)), start=1):
         if f"F_{i}" in model.stan_data:
             model.stan_data[f"F_{i}"] = center_map(block, coefficients, choice.centers)
+        if f"w_{i}" in model.stan_data:  # a block centered on a coefficient is not swept
+            model.stan_data[f"w_{i}"] = np.zeros_like(model.stan_data[f"w_{i}"])
     return model
 
 
@@ -266,6 +284,7 @@ def record_line(r: dict) -> str:
 def _short(choice: str) -> str:
     """'centered on population Intercept, x' -> 'c(Intercept,x)', 'centered at zero' -> 'c0'; per-level
     centers (group-level predictors) as '+G(...)', non-centered trailing columns as ' nc(...)'."""
+    choice, swept = choice.removesuffix("; intercepts swept"), choice.endswith("; intercepts swept")
     main, _, partial = choice.partition("; ")
     main, _, level = main.partition(", intercepts also on per-level ")
     if main.startswith("centered on population "):
@@ -276,7 +295,7 @@ def _short(choice: str) -> str:
         text += "+G(" + level.replace(", ", ",") + ")"
     if partial:
         text += " nc(" + partial.removesuffix(" non-centered").replace(", ", ",") + ")"
-    return text
+    return text + ("~" if swept else "")
 
 
 def render(records: list[dict], header: str) -> str:
@@ -285,7 +304,8 @@ def render(records: list[dict], header: str) -> str:
         header,
         "# compile: 'c' = found in the cache; auto choices per block: nc = noncentered, c0 = centered at "
         "zero, c(terms) = centered on those population terms, +G(terms) = intercepts also on those per-level "
-        "(group-level) predictors, nc(columns) = those columns non-centered given the centered ones",
+        "(group-level) predictors, nc(columns) = those columns non-centered given the centered ones, ~ = its "
+        "intercepts swept into the population intercept",
         "# ESS = min bulk ESS over every posterior scalar; ESS/s per second of sampling wall; leapfrog = "
         "post-warmup steps, all chains; us/leap = slowest chain's sampling s per step",
         f"{'row':<18}{'column':<28}{'chains x iter':>14}{'compile':>10}{'sampling':>10}{'min ESS':>9}"
@@ -382,6 +402,8 @@ def main(argv: list[str] | None = None) -> None:
         for column in columns:
             if column == "naive" and naive_is_centered(case):
                 continue  # one block, or blocks that share no coefficient: the same as "centered"
+            if column == "unswept" and not auto_sweeps(case):
+                continue  # the same as "auto"
             record = {"row": case.name, "column": column, "settings": settings.label}
             record |= {"formula": case.formula, "family": case.family, "nobs": len(case.data)}
             record |= {"seed": settings.seed, "date": date, "command": command}
