@@ -130,6 +130,7 @@ def render_code(
             correlated_blocks=[block for block in blocks if block.correlated],
             swept_blocks=[block for block in blocks if block.sweep],
             swept=names.SWEPT,
+            intercept_local=names.INTERCEPT_LOCAL,
             priors=used_priors(design, priors),
             prior_for=priors,
         )
@@ -248,8 +249,12 @@ def _coefficients(spec: DesignSpec) -> tuple[str | None, str]:
     """All population-level coefficients as one Stan vector (intercept first), and its size."""
     intercept = spec.has_intercept and INTERCEPT in spec.center_names  # not an ordinal family's thresholds
     # with swept blocks, what varies around the intercept varies around the sampled one (the
-    # intercept plus the swept means): see parameterization.sweep
-    at_zero = f"{names.INTERCEPT_AT_ZERO} + {names.SWEPT}" if sweeps(spec) else names.INTERCEPT_AT_ZERO
+    # intercept plus the swept means; here at zero predictors): see parameterization.sweep
+    at_zero = names.INTERCEPT_AT_ZERO
+    if sweeps(spec) and spec.fixed_columns:
+        at_zero = f"{names.INTERCEPT} - dot_product(means_X, {names.SLOPES})"
+    elif sweeps(spec):
+        at_zero = names.INTERCEPT
     if intercept and spec.fixed_columns:
         return f"append_row({at_zero}, {names.SLOPES})", f"{names.SLOPE_COUNT} + 1"
     if intercept:

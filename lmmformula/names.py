@@ -14,9 +14,10 @@ from dataclasses import dataclass
 INTERCEPT = "Intercept"
 #: The intercept at zero predictors (transformed parameter; the thresholds of an ordinal family).
 INTERCEPT_AT_ZERO = "b_Intercept"
-#: The weighted mean group intercepts that the sampled ``Intercept`` carries (swept blocks'; transformed
-#: parameter): the intercept is ``Intercept - swept``.
+#: Local: the swept blocks' weighted mean group intercepts, which the sampled ``Intercept`` carries.
 SWEPT = "swept"
+#: Local (model block) of a program with swept blocks: the intercept at the means of the predictors.
+INTERCEPT_LOCAL = "alpha"
 #: The population-level slopes.
 SLOPES = "b"
 #: Data: population-level design matrix (without the intercept), and its centered copy.

@@ -537,7 +537,8 @@ def test_sweeping_leaves_the_posterior_unchanged(coffee, correlated):
         forms = {P: np.where(np.arange(2) < P, u, w).T for P in (0, 1, 2)}
     else:
         forms = {0: effects / sd, 1: np.column_stack([effects[:, 0], effects[:, 1] / sd[1]]), 2: effects}
-    swept = float(sweep_weights @ effects[:, 0])
+    # the mean intercept it sweeps: a correlated block's at the means of its other columns
+    swept = float(sweep_weights @ (u[:, 0] if correlated else effects[:, 0]))
     for P, z in forms.items():
         off = data | {"centered_1": P, "w_1": np.zeros(n_levels)}
         on = data | {"centered_1": P}

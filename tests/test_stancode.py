@@ -93,7 +93,7 @@ def test_coffee_program_passes_stanc(coffee, stanc):
     assert "normal_id_glm" in code
     assert "for (n in" not in code  # vectorized: no loop over observations
     # the intercept column of Z is not multiplied; the slope column is, as one vector operation
-    assert "mu = (Intercept - swept + r_1[:, 1])[J_1];" in code and "mu += Z_1[:, m] .* r_1[J_1, m];" in code
+    assert "mu = (alpha + r_1[:, 1])[J_1];" in code and "mu += Z_1[:, m] .* r_1[J_1, m];" in code
     assert len(cpp) > 1000
 
 
@@ -165,8 +165,8 @@ def test_uncorrelated_categorical_gets_one_sd_per_column(toy):
 
 def test_centered_program_centers_on_population_coefficients(coffee):
     model = lf.Model("y ~ x + (x | group)", coffee, parameterization="centered")
-    # around the sampled intercept, b_Intercept + swept (swept is zero here: the block carries the intercept)
-    coefficients = "append_row(b_Intercept + swept, b)"
+    # around the sampled intercept at zero predictors (here b_Intercept: nothing is swept)
+    coefficients = "append_row(Intercept - dot_product(means_X, b), b)"
     centers = f"level_centers(C_1 * F_1 * {coefficients}, G_1 * {coefficients})"
     assert f"r_1 = (C_inv_1 * (z_1 - {centers}))';" in model.stan_code  # the centered branch
     assert "to_vector(standardized(C_1 * r_1', z_1, S_1, centered_1)) ~ std_normal();" in model.stan_code
@@ -192,7 +192,7 @@ def test_default_priors_follow_brms(coffee):
     assert data["prior_cor_eta"] == 1
     code = lf.make_stancode("y ~ x + (x | group)", coffee)
     prior = "student_t(prior_Intercept_df, prior_Intercept_location, prior_Intercept_scale)"
-    assert f"Intercept - swept ~ {prior};" in code
+    assert f"alpha ~ {prior};" in code  # the intercept at the means of the predictors
     assert "\n  b ~" not in code  # flat slopes
 
 

@@ -85,29 +85,34 @@ parameters {
   matrix[M_1, N_1] z_1;  // per level: the first centered_1 rows centered coefficients, the rest standardized
 }
 transformed parameters {
-  // the swept blocks' weighted mean intercepts: the sampled Intercept carries them, so that the sampler
-  // does not walk the ridge between the intercept and the levels' mean (a block with zero weights adds nothing)
-  real swept = (C_inv_1 * mean_effects(z_1, w_1, shifted_cholesky(sd_1, L_1, C_1), centered_1))[1];
-  real b_Intercept = Intercept - swept - dot_product(means_X, b);  // intercept at zero predictors
+  real b_Intercept;  // intercept at zero predictors
+  {
+    // the swept blocks' weighted mean intercepts: the sampled Intercept carries them, so that the sampler
+    // does not walk the ridge between the intercept and the levels' mean (a block with zero weights adds nothing)
+    real swept = mean_effects(z_1, w_1, shifted_cholesky(sd_1, L_1, C_1), centered_1)[1];
+    b_Intercept = Intercept - swept - dot_product(means_X, b);
+  }
+  // a block centered on the intercept varies around the sampled one: Intercept - dot_product(means_X, b) at zero predictors
   matrix[N_1, M_1] r_1;  // group-level effects
   if (centered_1 == 0) {  // non-centered
     r_1 = (C_inv_1 * shifted_cholesky(sd_1, L_1, C_1) * z_1)';
   } else if (centered_1 == M_1) {  // centered: coefficients minus their centers
-    r_1 = (C_inv_1 * (z_1 - level_centers(C_1 * F_1 * append_row(b_Intercept + swept, b), G_1 * append_row(b_Intercept + swept, b))))';
+    r_1 = (C_inv_1 * (z_1 - level_centers(C_1 * F_1 * append_row(Intercept - dot_product(means_X, b), b), G_1 * append_row(Intercept - dot_product(means_X, b), b))))';
   } else {  // partially centered
     matrix[M_1, M_1] S_1 = shifted_cholesky(sd_1, L_1, C_1);
-    r_1 = (C_inv_1 * S_1 * standardized(z_1 - level_centers(C_1 * F_1 * append_row(b_Intercept + swept, b), G_1 * append_row(b_Intercept + swept, b)), z_1, S_1, centered_1))';
+    r_1 = (C_inv_1 * S_1 * standardized(z_1 - level_centers(C_1 * F_1 * append_row(Intercept - dot_product(means_X, b), b), G_1 * append_row(Intercept - dot_product(means_X, b), b)), z_1, S_1, centered_1))';
   }
 }
 model {
+  real alpha = b_Intercept + dot_product(means_X, b);  // the intercept at the means of the predictors
   // the linear predictor without X * b
-  vector[N] mu = (Intercept - swept + r_1[:, 1])[J_1];  // intercept and group intercepts
+  vector[N] mu = (alpha + r_1[:, 1])[J_1];  // intercept and group intercepts
   for (m in 2:M_1) {
     mu += Z_1[:, m] .* r_1[J_1, m];  // group: slopes
   }
   Y ~ normal_id_glm(Xc, mu, b, sigma);
   // priors
-  Intercept - swept ~ student_t(prior_Intercept_df, prior_Intercept_location, prior_Intercept_scale);
+  alpha ~ student_t(prior_Intercept_df, prior_Intercept_location, prior_Intercept_scale);
   sigma ~ student_t(prior_sigma_df, prior_sigma_location, prior_sigma_scale);
   sd_1 ~ student_t(prior_sd_df, prior_sd_location, prior_sd_scale);
   L_1 ~ lkj_corr_cholesky(prior_cor_eta);

@@ -43,30 +43,35 @@ parameters {
   matrix[N_1, M_1] z_1;  // the first centered_1 columns group coefficients, the rest standardized effects
 }
 transformed parameters {
-  // the swept blocks' weighted mean intercepts: the sampled Intercept carries them, so that the sampler
-  // does not walk the ridge between the intercept and the levels' mean (a block with zero weights adds nothing)
-  real swept = dot_product(w_1, z_1[:, 1]) * (centered_1 > 0 ? 1.0 : sd_1[1]);
-  real b_Intercept = Intercept - swept - dot_product(means_X, b);  // intercept at zero predictors
+  real b_Intercept;  // intercept at zero predictors
+  {
+    // the swept blocks' weighted mean intercepts: the sampled Intercept carries them, so that the sampler
+    // does not walk the ridge between the intercept and the levels' mean (a block with zero weights adds nothing)
+    real swept = dot_product(w_1, z_1[:, 1]) * (centered_1 > 0 ? 1.0 : sd_1[1]);
+    b_Intercept = Intercept - swept - dot_product(means_X, b);
+  }
+  // a block centered on the intercept varies around the sampled one: Intercept - dot_product(means_X, b) at zero predictors
   matrix[N_1, M_1] r_1;  // group-level effects
   if (centered_1 == 0) {
     r_1 = diag_post_multiply(z_1, sd_1);
   } else {
-    r_1 = z_1 - rep_matrix((F_1 * append_row(b_Intercept + swept, b))', N_1);  // centered columns
-    r_1[:, 1] -= G_1 * append_row(b_Intercept + swept, b);  // intercepts: also off their level-constant predictors
+    r_1 = z_1 - rep_matrix((F_1 * append_row(Intercept - dot_product(means_X, b), b))', N_1);  // centered columns
+    r_1[:, 1] -= G_1 * append_row(Intercept - dot_product(means_X, b), b);  // intercepts: also off their level-constant predictors
     for (m in (centered_1 + 1):M_1) {
       r_1[:, m] = sd_1[m] * z_1[:, m];  // non-centered columns
     }
   }
 }
 model {
+  real alpha = b_Intercept + dot_product(means_X, b);  // the intercept at the means of the predictors
   // the linear predictor without X * b
-  vector[N] mu = (Intercept - swept + r_1[:, 1])[J_1];  // intercept and Subject intercepts
+  vector[N] mu = (alpha + r_1[:, 1])[J_1];  // intercept and Subject intercepts
   for (m in 2:M_1) {
     mu += Z_1[:, m] .* r_1[J_1, m];  // Subject: slopes
   }
   Y ~ normal_id_glm(Xc, mu, b, sigma);
   // priors
-  Intercept - swept ~ student_t(prior_Intercept_df, prior_Intercept_location, prior_Intercept_scale);
+  alpha ~ student_t(prior_Intercept_df, prior_Intercept_location, prior_Intercept_scale);
   sigma ~ student_t(prior_sigma_df, prior_sigma_location, prior_sigma_scale);
   sd_1 ~ student_t(prior_sd_df, prior_sd_location, prior_sd_scale);
   for (m in 1:M_1) {

@@ -51,17 +51,21 @@ parameters {
   matrix[N_2, M_2] z_2;  // the first centered_2 columns group coefficients, the rest standardized effects
 }
 transformed parameters {
-  // the swept blocks' weighted mean intercepts: the sampled Intercept carries them, so that the sampler
-  // does not walk the ridge between the intercept and the levels' mean (a block with zero weights adds nothing)
-  real swept = dot_product(w_1, z_1[:, 1]) * (centered_1 > 0 ? 1.0 : sd_1[1])
-    + dot_product(w_2, z_2[:, 1]) * (centered_2 > 0 ? 1.0 : sd_2[1]);
-  real b_Intercept = Intercept - swept - dot_product(means_X, b);  // intercept at zero predictors
+  real b_Intercept;  // intercept at zero predictors
+  {
+    // the swept blocks' weighted mean intercepts: the sampled Intercept carries them, so that the sampler
+    // does not walk the ridge between the intercept and the levels' mean (a block with zero weights adds nothing)
+    real swept = dot_product(w_1, z_1[:, 1]) * (centered_1 > 0 ? 1.0 : sd_1[1])
+      + dot_product(w_2, z_2[:, 1]) * (centered_2 > 0 ? 1.0 : sd_2[1]);
+    b_Intercept = Intercept - swept - dot_product(means_X, b);
+  }
+  // a block centered on the intercept varies around the sampled one: Intercept - dot_product(means_X, b) at zero predictors
   matrix[N_1, M_1] r_1;  // group-level effects
   if (centered_1 == 0) {
     r_1 = diag_post_multiply(z_1, sd_1);
   } else {
-    r_1 = z_1 - rep_matrix((F_1 * append_row(b_Intercept + swept, b))', N_1);  // centered columns
-    r_1[:, 1] -= G_1 * append_row(b_Intercept + swept, b);  // intercepts: also off their level-constant predictors
+    r_1 = z_1 - rep_matrix((F_1 * append_row(Intercept - dot_product(means_X, b), b))', N_1);  // centered columns
+    r_1[:, 1] -= G_1 * append_row(Intercept - dot_product(means_X, b), b);  // intercepts: also off their level-constant predictors
     for (m in (centered_1 + 1):M_1) {
       r_1[:, m] = sd_1[m] * z_1[:, m];  // non-centered columns
     }
@@ -70,20 +74,21 @@ transformed parameters {
   if (centered_2 == 0) {
     r_2 = diag_post_multiply(z_2, sd_2);
   } else {
-    r_2 = z_2 - rep_matrix((F_2 * append_row(b_Intercept + swept, b))', N_2);  // centered columns
-    r_2[:, 1] -= G_2 * append_row(b_Intercept + swept, b);  // intercepts: also off their level-constant predictors
+    r_2 = z_2 - rep_matrix((F_2 * append_row(Intercept - dot_product(means_X, b), b))', N_2);  // centered columns
+    r_2[:, 1] -= G_2 * append_row(Intercept - dot_product(means_X, b), b);  // intercepts: also off their level-constant predictors
     for (m in (centered_2 + 1):M_2) {
       r_2[:, m] = sd_2[m] * z_2[:, m];  // non-centered columns
     }
   }
 }
 model {
+  real alpha = b_Intercept + dot_product(means_X, b);  // the intercept at the means of the predictors
   // the linear predictor without X * b
-  vector[N] mu = (Intercept - swept + r_1[:, 1])[J_1];  // intercept and g intercepts
+  vector[N] mu = (alpha + r_1[:, 1])[J_1];  // intercept and g intercepts
   mu += r_2[J_2, 1];  // a: intercepts
   Y ~ poisson_log_glm(Xc, mu, b);
   // priors
-  Intercept - swept ~ student_t(prior_Intercept_df, prior_Intercept_location, prior_Intercept_scale);
+  alpha ~ student_t(prior_Intercept_df, prior_Intercept_location, prior_Intercept_scale);
   sd_1 ~ student_t(prior_sd_df, prior_sd_location, prior_sd_scale);
   for (m in 1:M_1) {
     if (m <= centered_1) {
