@@ -140,9 +140,9 @@ class Model:
             Random seed in [0, 2**31); random when not given.
         adapt_delta : float, optional
             Target acceptance rate; raise it (e.g. 0.95) when there are divergences. By default
-            brms's 0.8, or 0.95 for a model with a partially centered correlated block (informed
-            intercepts, weakly informed slopes: their correlation is weakly identified and a
-            larger step diverges near +-1; see docs/parameterization.md).
+            brms's 0.8, or 0.95 for a model with a partially centered correlated block whose
+            non-centered slopes the groups say little about (their correlation is weakly
+            identified and a larger step diverges near +-1; see docs/parameterization.md).
         max_treedepth : int, default 10
             Largest tree depth of NUTS.
         metric : {"diag", "dense"}, default "diag"
@@ -177,7 +177,7 @@ class Model:
             iter_warmup=iter_warmup,
             iter_sampling=iter_sampling,
             seed=seed,
-            adapt_delta=default_adapt_delta(self.design, self.parameterizations)
+            adapt_delta=default_adapt_delta(self._design, self.parameterizations)
             if adapt_delta is None
             else adapt_delta,
             max_treedepth=max_treedepth,

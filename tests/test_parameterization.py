@@ -19,6 +19,7 @@ from lmmformula.parameterization import (
     assign_centers,
     block_information,
     center_threshold,
+    default_adapt_delta,
     information_ratios,
 )
 
@@ -546,3 +547,18 @@ def test_sweeping_leaves_the_posterior_unchanged(coffee, correlated):
         carried = embedded.log_density(program, on, point | {"Intercept": intercept + swept, "z_1": z})
         assert np.isfinite(plain)
         assert carried == pytest.approx(plain, rel=1e-10, abs=1e-8), P
+
+
+def test_careful_adapt_delta_only_for_slopes_the_groups_say_little_about(sleepstudy, orthodont):
+    """Partially centered correlated blocks: Orthodont's age slope (ratio 0) gets adapt_delta 0.95,
+    sleepstudy's Days slope (ratio 1.8, no divergences at 0.8) keeps brms's 0.8; so does a model
+    without a partially centered correlated block."""
+    formula = "distance ~ age + Sex + (age | Subject)"
+    partial = lf.Model(formula, orthodont)
+    sleep = lf.Model("Reaction ~ Days + (Days | Subject)", sleepstudy)
+    for model, ratio_below_one, expected in ((partial, True, 0.95), (sleep, False, 0.8)):
+        assert model.parameterizations[0].noncentered == (model.design.blocks[0].columns[1],)
+        assert (block_information(model._design)[0][1] < 1.0) == ratio_below_one
+        assert default_adapt_delta(model._design, model.parameterizations) == expected
+    whole = lf.Model(formula, orthodont, parameterization="centered")
+    assert default_adapt_delta(whole._design, whole.parameterizations) == 0.8

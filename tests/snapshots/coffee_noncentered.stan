@@ -88,8 +88,8 @@ transformed parameters {
   real b_Intercept;  // intercept at zero predictors
   {
     // the swept blocks' weighted mean intercepts: the sampled Intercept carries them, so that the sampler
-    // does not walk the ridge between the intercept and the levels' mean (a block with zero weights adds nothing)
-    real swept = mean_effects(z_1, w_1, shifted_cholesky(sd_1, L_1, C_1), centered_1)[1];
+    // does not walk the ridge between the intercept and the levels' mean (a block whose weights are zero is not swept)
+    real swept = (max(w_1) > 0 ? mean_effects(z_1, w_1, shifted_cholesky(sd_1, L_1, C_1), centered_1)[1] : 0.0);
     b_Intercept = Intercept - swept - dot_product(means_X, b);
   }
   // a block centered on the intercept varies around the sampled one: Intercept - dot_product(means_X, b) at zero predictors

@@ -54,9 +54,9 @@ transformed parameters {
   real b_Intercept;  // intercept at zero predictors
   {
     // the swept blocks' weighted mean intercepts: the sampled Intercept carries them, so that the sampler
-    // does not walk the ridge between the intercept and the levels' mean (a block with zero weights adds nothing)
-    real swept = dot_product(w_1, z_1[:, 1]) * (centered_1 > 0 ? 1.0 : sd_1[1])
-      + dot_product(w_2, z_2[:, 1]) * (centered_2 > 0 ? 1.0 : sd_2[1]);
+    // does not walk the ridge between the intercept and the levels' mean (a block whose weights are zero is not swept)
+    real swept = (max(w_1) > 0 ? dot_product(w_1, z_1[:, 1]) * (centered_1 > 0 ? 1.0 : sd_1[1]) : 0.0)
+      + (max(w_2) > 0 ? dot_product(w_2, z_2[:, 1]) * (centered_2 > 0 ? 1.0 : sd_2[1]) : 0.0);
     b_Intercept = Intercept - swept - dot_product(means_X, b);
   }
   // a block centered on the intercept varies around the sampled one: Intercept - dot_product(means_X, b) at zero predictors
