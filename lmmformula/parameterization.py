@@ -85,7 +85,8 @@ class BlockParameterization:
         population intercept itself ("sweeping"). The model is the same; the sampler no longer
         walks the ridge along which the likelihood trades the population intercept against the
         mean of the group intercepts. The words ``"auto"``, ``"centered"`` and ``"noncentered"``
-        sweep every block they can; an explicit entry sweeps only when it says so.
+        sweep every block they can whose groups inform their intercepts (information ratio above
+        1); an explicit entry sweeps only when it says so.
 
     Examples
     --------
@@ -158,9 +159,9 @@ def choose_parameterizations(
             f"parameterization: {twice} centers more than one block; a population-level coefficient may "
             "center at most one block (center the others at zero: lf.BlockParameterization(True, ()))"
         )
-    if all(entry == "noncentered" for entry in entries):
-        return sweep(design, tuple(BlockParameterization(False) for _ in blocks), range(len(blocks)))
     ratios = block_information(design)
+    if all(entry == "noncentered" for entry in entries):
+        return sweep(design, tuple(BlockParameterization(False) for _ in blocks), range(len(blocks)), ratios)
     words = {"centered": lambda i: (True, ()), "noncentered": lambda i: (False, ())}
     words["auto"] = lambda i: auto_choice(blocks, ratios, i)
     ruled = {i: words[entry](i) for i, entry in enumerate(entries) if i not in explicit}
@@ -177,7 +178,7 @@ def choose_parameterizations(
         replace(choice, level_centers=tuple(names)) if names else choice
         for choice, names in zip(choices, levels)
     ]
-    return sweep(design, tuple(choices), ruled)
+    return sweep(design, tuple(choices), ruled, ratios)
 
 
 def sweepable(spec: DesignSpec, block_index: int, choice: BlockParameterization) -> bool:
@@ -193,9 +194,10 @@ def sweepable(spec: DesignSpec, block_index: int, choice: BlockParameterization)
 
 
 def sweep(
-    design: Design, choices: tuple[BlockParameterization, ...], ruled
+    design: Design, choices: tuple[BlockParameterization, ...], ruled, ratios: list[np.ndarray]
 ) -> tuple[BlockParameterization, ...]:
-    """Sweep the intercepts of every block in ``ruled`` that can be (see :func:`sweepable`).
+    """Sweep the intercepts of every block in ``ruled`` that can be (see :func:`sweepable`) and whose
+    intercepts its groups inform (information ratio above 1).
 
     The likelihood of a model with a population intercept and group intercepts that vary
     around zero is unchanged when a constant moves from the intercept to every level of a
@@ -203,12 +205,15 @@ def sweep(
     moves the two separately crawls along the ridge (crossed factors: one ridge per factor).
     Sampling the intercept plus the block's weighted mean intercept instead (Vines, Gilks &
     Wild 1996 call it sweeping) turns the ridge into a direction only the prior sees; the
-    block centered on the intercept, if any, then varies around that sampled sum. Measured in
-    docs/parameterization.md.
+    block centered on the intercept, if any, then varies around that sampled sum. Where the
+    groups say little about their intercepts there is no ridge to remove, and sweeping would
+    only tie the intercept to the block's sd. Measured in docs/parameterization.md.
     """
     spec = design.spec
     return tuple(
-        replace(choice, swept=True) if i in ruled and sweepable(spec, i, choice) else choice
+        replace(choice, swept=True)
+        if i in ruled and sweepable(spec, i, choice) and bool(ratios[i][0] > 1.0)
+        else choice
         for i, choice in enumerate(choices)
     )
 

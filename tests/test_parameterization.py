@@ -65,7 +65,7 @@ def test_auto_centers_data_rich_coffee(coffee):
 def test_auto_does_not_center_data_poor_groups():
     poor = _simulate(groups=300, rows=(2, 3), sd_intercept=0.3, sd_slope=0.2, seed=1)
     model = lf.Model("y ~ x + (x | g)", poor)
-    assert model.parameterizations == (SWEPT_NONCENTERED,)
+    assert model.parameterizations == (NONCENTERED,)  # and not swept: the groups say little about intercepts
     assert model.stan_data[names.block(1).centered] == 0
     np.testing.assert_array_equal(model.stan_data[names.block(1).center_map], 0.0)
 
@@ -75,7 +75,7 @@ def test_auto_decides_per_block():
     rng = np.random.default_rng(3)
     rich["h"] = [f"h{i}" for i in rng.integers(0, 200, size=len(rich))]  # ~3 rows each, no effect
     model = lf.Model("y ~ x + (1 | g) + (1 | h)", rich)
-    assert model.parameterizations == (CENTERED_ON_INTERCEPT, SWEPT_NONCENTERED)
+    assert model.parameterizations == (CENTERED_ON_INTERCEPT, NONCENTERED)
 
 
 @pytest.mark.parametrize("family", ["gaussian", "bernoulli"])
@@ -96,7 +96,7 @@ def test_crossed_with_a_data_poor_factor():
     """A data-rich factor keeps the intercept; one with small sd and few rows per level is non-centered."""
     data = _crossed(n_a=300, n_b=8, sd_a=0.05, sd_b=1.0, seed=6)
     model = lf.Model("y ~ x + (1 | a) + (1 | b)", data)
-    assert model.parameterizations == (SWEPT_NONCENTERED, CENTERED_ON_INTERCEPT)
+    assert model.parameterizations == (NONCENTERED, CENTERED_ON_INTERCEPT)
 
 
 def test_nested_factors_center_the_outer_one():
@@ -183,7 +183,7 @@ def test_explicit_choice_applies_to_every_block(toy):
     # the intercept is the center of one block only
     assert sum("Intercept" in p.centers for p in model.parameterizations) == 1
     noncentered = lf.Model("y ~ x + (x | g) + (1 | a)", toy, parameterization="noncentered")
-    assert noncentered.parameterizations == (SWEPT_NONCENTERED, SWEPT_NONCENTERED)
+    assert noncentered.parameterizations == (NONCENTERED, NONCENTERED)  # toy's groups have no effects
 
 
 @pytest.mark.parametrize("bad", ["Centered", "none", 1, None])
@@ -225,7 +225,7 @@ def test_every_combination_of_decisions_gives_one_program(toy, stanc):
 def test_per_block_choices(toy):
     formula = "y ~ x + (x | g) + (1 | a)"
     mixed = lf.Model(formula, toy, parameterization=["noncentered", "centered"])
-    assert mixed.parameterizations == (SWEPT_NONCENTERED, CENTERED_ON_INTERCEPT)
+    assert mixed.parameterizations == (NONCENTERED, CENTERED_ON_INTERCEPT)
     # an explicit BlockParameterization is taken as it is; the rule assigns the rest around it
     explicit = lf.Model(formula, toy, parameterization=[lf.BlockParameterization(True, ("x",)), "centered"])
     assert explicit.parameterizations == (lf.BlockParameterization(True, ("x",)), CENTERED_ON_INTERCEPT)
@@ -279,7 +279,7 @@ def test_crossed_poisson_converges_at_defaults():
 
 def test_per_block_choices_from_a_numpy_array(toy):
     model = lf.Model("y ~ x + (x | g) + (1 | a)", toy, parameterization=np.array(["noncentered", "centered"]))
-    assert model.parameterizations == (SWEPT_NONCENTERED, CENTERED_ON_INTERCEPT)
+    assert model.parameterizations == (NONCENTERED, CENTERED_ON_INTERCEPT)
 
 
 def test_explicit_choices_may_not_share_a_center(toy):
@@ -313,16 +313,16 @@ def test_an_informed_intercept_is_centered_and_weak_slopes_are_not():
     flat = _simulate(groups=30, rows=(20, 20), sd_intercept=0.8, sd_slope=0.01, seed=3)
     assert lf.Model("y ~ x + (x | g)", flat).parameterizations == (partial,)
     poor = _simulate(groups=30, rows=(2, 3), sd_intercept=0.3, sd_slope=0.3, seed=3)
-    assert lf.Model("y ~ x + (x | g)", poor).parameterizations == (SWEPT_NONCENTERED,)
+    assert lf.Model("y ~ x + (x | g)", poor).parameterizations == (NONCENTERED,)
     data["h"] = [f"h{i % 7}" for i in range(len(data))]
     both = lf.Model("y ~ x + (x | g) + (x | h)", data)  # crossed slopes; h has no effect
     assert block_information(both._design)[0][1] < 1.0
-    assert both.parameterizations == (SWEPT_NONCENTERED, SWEPT_NONCENTERED)
+    assert both.parameterizations == (SWEPT_NONCENTERED, NONCENTERED)  # h's intercepts are not informed
     wider = _simulate(groups=30, rows=(20, 20), sd_intercept=0.8, sd_slope=0.5, seed=3)
     wider["h"] = data["h"]
     crossed = lf.Model("y ~ x + (x | g) + (x | h)", wider)
     assert 1.0 < block_information(crossed._design)[0][1] < center_threshold(30)
-    assert crossed.parameterizations == (BlockParameterization(True, ("Intercept", "x")), SWEPT_NONCENTERED)
+    assert crossed.parameterizations == (BlockParameterization(True, ("Intercept", "x")), NONCENTERED)
 
 
 def test_the_intercept_is_judged_at_the_means_of_the_slopes():
@@ -484,28 +484,34 @@ def model_choices(model: lf.Model) -> list[bool]:
 
 
 def test_sweep_weights_follow_the_rows_and_need_a_population_intercept(toy):
-    """A swept block's weights are its levels' shares of the rows; a block not swept has zeros; a model
-    without a population intercept (or with an ordinal family's thresholds) has no sweep at all."""
-    model = lf.Model("y ~ x + (1 | g) + (1 | a)", toy, parameterization="noncentered")
-    for i, column in ((1, "g"), (2, "a")):
+    """A swept block's weights are its levels' shares of the rows; a block not swept has zeros, as has one
+    whose groups say little about their intercepts (toy's g has no effect); a model without a population
+    intercept (or with an ordinal family's thresholds) has no sweep at all."""
+    rng = np.random.default_rng(12)
+    data = _crossed(n_a=20, n_b=10, sd_a=1.5, sd_b=1.5, seed=12).sample(frac=0.8, random_state=1)
+    data["g"] = rng.choice(["g1", "g2", "g3", "g4", "g5"], size=len(data))  # no effect
+    model = lf.Model("y ~ x + (1 | a) + (1 | b) + (1 | g)", data, parameterization="noncentered")
+    assert model.parameterizations == (SWEPT_NONCENTERED, SWEPT_NONCENTERED, NONCENTERED)
+    for i, column in ((1, "a"), (2, "b")):
         levels = model.design.blocks[i - 1].factor.levels
-        rows = toy[column].astype(str).value_counts()
-        expected = np.array([rows[level] for level in levels], dtype=float) / len(toy)
+        rows = data[column].value_counts()
+        expected = np.array([rows[level] for level in levels], dtype=float) / len(data)
         np.testing.assert_allclose(model.stan_data[names.block(i).sweep_weights], expected)
+    np.testing.assert_array_equal(model.stan_data[names.block(3).sweep_weights], 0.0)
     assert f"real {names.SWEPT} =" in model.stan_code
-    explicit = lf.Model("y ~ x + (1 | g) + (1 | a)", toy, parameterization=[NONCENTERED, "noncentered"])
+    formula = "y ~ x + (1 | a) + (1 | b) + (1 | g)"
+    explicit = lf.Model(formula, data, parameterization=[NONCENTERED, "noncentered", "noncentered"])
     np.testing.assert_array_equal(explicit.stan_data[names.block(1).sweep_weights], 0.0)
     assert strip_comments(explicit.stan_code) == strip_comments(model.stan_code)
     no_intercept = lf.Model("y ~ 0 + x + (1 | g)", toy, parameterization="noncentered")
-    assert no_intercept.parameterizations == (NONCENTERED,)
     assert names.SWEPT not in no_intercept.stan_code
     assert names.block(1).sweep_weights not in no_intercept.stan_data
     with pytest.raises(lf.DataError, match="needs a population-level intercept"):
         lf.Model("y ~ 0 + x + (1 | g)", toy, parameterization=[SWEPT_NONCENTERED])
     slopes_only = lf.Model("y ~ x + (0 + x | g)", toy, parameterization="noncentered")
     assert names.SWEPT not in slopes_only.stan_code
-    ordinal = toy.assign(k=1 + (toy["y"] > toy["y"].median()).astype(int) + (toy["y"] > 0).astype(int))
-    cumulative = lf.Model("k ~ x + (1 | g)", ordinal, family="cumulative", parameterization="noncentered")
+    ordinal = data.assign(k=1 + (data["y"] > data["y"].median()).astype(int) + (data["y"] > 0).astype(int))
+    cumulative = lf.Model("k ~ x + (1 | a)", ordinal, family="cumulative", parameterization="noncentered")
     assert cumulative.parameterizations == (NONCENTERED,)
     assert names.SWEPT not in cumulative.stan_code
 
