@@ -20,7 +20,8 @@ population-level coefficient (crossed or nested factors all with an intercept), 
 block whose groups are best informed about it (highest information ratio) is centered on
 it; the others are centered at zero. Centering two blocks on one coefficient leaves the
 likelihood with only sums such as ``beta_1[j] + beta_2[k] - Intercept`` and NUTS crawls
-along that ridge.
+along that ridge. Finally the blocks whose intercepts vary around zero are swept: the
+sampled intercept carries their weighted mean intercept (:func:`sweep`).
 """
 
 from __future__ import annotations
@@ -143,7 +144,8 @@ def choose_parameterizations(
     population-level coefficient the center of the best-informed block carrying it),
     ``"noncentered"``, or a sequence with one entry per block: one of those three words
     (centers then assigned as above among the centered blocks), or a
-    :class:`BlockParameterization` taken as it is.
+    :class:`BlockParameterization` taken as it is. The words also sweep the intercepts of the
+    blocks that vary around zero and whose groups inform their intercepts (:func:`sweep`).
     """
     blocks = design.spec.blocks
     entries = _per_block(requested, len(blocks))
