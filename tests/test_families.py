@@ -297,8 +297,10 @@ def test_weights_multiply_each_observations_log_density():
     family = lf.get_family("negbinomial")
     data, _ = recovery_data(family, n=200)
     data["w"] = np.random.default_rng(3).uniform(0.2, 3.0, size=len(data))
-    # non-centered (the same program; the choice is data): the effects are sd * z
-    model = lf.Model("y | weights(w) ~ x + (1 | g)", data, family=family, parameterization="noncentered")
+    # non-centered and not swept (the same program; the choice is data): the effects are sd * z and
+    # Intercept is the intercept at mean(x)
+    unswept = [lf.BlockParameterization(False)]
+    model = lf.Model("y | weights(w) ~ x + (1 | g)", data, family=family, parameterization=unswept)
     program = embedded.compile_program(model.stan_code)
     one, first = names.block(1), model.stan_data
     z = np.random.default_rng(4).normal(size=(first[one.levels], 1))
