@@ -18,7 +18,12 @@ from .engines import SamplerSettings, default_cores, get_engine
 from .families import Family, get_family
 from .fit import Fit
 from .formula import parse_formula
-from .parameterization import BlockParameterization, choose_parameterizations, default_adapt_delta
+from .parameterization import (
+    BlockParameterization,
+    block_information,
+    choose_parameterizations,
+    default_adapt_delta,
+)
 from .priors import resolve_priors
 from .progress import ChainProgress
 
@@ -103,7 +108,10 @@ class Model:
         self.formula = formula
         self.family = get_family(family)
         self._design: Design = build_design(parse_formula(formula), self.family, data)
-        self.parameterizations = choose_parameterizations(self._design, parameterization)
+        # per block and column, how well the groups inform their coefficients: decides the parameterization
+        # here and the default adapt_delta in fit (computed once)
+        self._information = block_information(self._design) if self._design.spec.blocks else []
+        self.parameterizations = choose_parameterizations(self._design, parameterization, self._information)
         self.priors = resolve_priors(
             self.family, self._design.response.y, priors, self._design.spec.parameter_classes
         )
@@ -177,7 +185,7 @@ class Model:
             iter_warmup=iter_warmup,
             iter_sampling=iter_sampling,
             seed=seed,
-            adapt_delta=default_adapt_delta(self._design, self.parameterizations)
+            adapt_delta=default_adapt_delta(self._design, self.parameterizations, self._information)
             if adapt_delta is None
             else adapt_delta,
             max_treedepth=max_treedepth,

@@ -136,7 +136,9 @@ class BlockParameterization:
 
 
 def choose_parameterizations(
-    design: Design, requested: str | Sequence[str | BlockParameterization]
+    design: Design,
+    requested: str | Sequence[str | BlockParameterization],
+    ratios: list[np.ndarray] | None = None,
 ) -> tuple[BlockParameterization, ...]:
     """One :class:`BlockParameterization` per block of ``design``.
 
@@ -146,6 +148,7 @@ def choose_parameterizations(
     (centers then assigned as above among the centered blocks), or a
     :class:`BlockParameterization` taken as it is. The words also sweep the intercepts of the
     blocks that vary around zero and whose groups inform their intercepts (:func:`sweep`).
+    ``ratios``: :func:`block_information` of ``design``, if already computed.
     """
     blocks = design.spec.blocks
     entries = _per_block(requested, len(blocks))
@@ -161,9 +164,7 @@ def choose_parameterizations(
             f"parameterization: {twice} centers more than one block; a population-level coefficient may "
             "center at most one block (center the others at zero: lf.BlockParameterization(True, ()))"
         )
-    ratios = block_information(design)
-    if all(entry == "noncentered" for entry in entries):
-        return sweep(design, tuple(BlockParameterization(False) for _ in blocks), range(len(blocks)), ratios)
+    ratios = block_information(design) if ratios is None else ratios
     words = {"centered": lambda i: (True, ()), "noncentered": lambda i: (False, ())}
     words["auto"] = lambda i: auto_choice(blocks, ratios, i)
     ruled = {i: words[entry](i) for i, entry in enumerate(entries) if i not in explicit}
@@ -225,7 +226,11 @@ def sweep(
 CAREFUL_ADAPT_DELTA = 0.95
 
 
-def default_adapt_delta(design: Design, parameterizations: Sequence[BlockParameterization]) -> float:
+def default_adapt_delta(
+    design: Design,
+    parameterizations: Sequence[BlockParameterization],
+    ratios: list[np.ndarray] | None = None,
+) -> float:
     """NUTS's target acceptance rate when the user gives none: brms's 0.8, or 0.95 when a correlated
     block is partially centered and one of its non-centered columns has an information ratio
     below 1 (its own rows tell a group less about it than the population distribution does).
@@ -234,7 +239,8 @@ def default_adapt_delta(design: Design, parameterizations: Sequence[BlockParamet
     posterior sharply. Measured on Orthodont (`(age | Subject)`, age ratio 0, 8 seeds): 1-6
     divergent transitions per fit at 0.8, 14 in one fit of eight at 0.9, none at 0.95, for about
     25 % more sampling time. Sleepstudy (`(Days | Subject)`, Days ratio 1.8) had none at 0.8 in
-    6 seeds, and 0.95 cost it a third of its ESS per second.
+    6 seeds, and 0.95 cost it a third of its ESS per second. ``ratios``: :func:`block_information`
+    of ``design``, if already computed.
     """
     spec = design.spec
     partial = [
@@ -244,7 +250,7 @@ def default_adapt_delta(design: Design, parameterizations: Sequence[BlockParamet
     ]
     if not partial:
         return 0.8
-    ratios = block_information(design)
+    ratios = block_information(design) if ratios is None else ratios
     weak = any(
         bool(np.any(ratios[i][parameterizations[i].centered_columns(spec.blocks[i].columns) :] < 1.0))
         for i in partial
