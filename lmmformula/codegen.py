@@ -44,6 +44,12 @@ class BlockCode:
         """The block's Stan names (:mod:`lmmformula.names`)."""
         return names.block(self.index)
 
+    @property
+    def stacked_effects(self) -> str:
+        """The block's effects as one vector, column by column: its part of what the sparse
+        group-level design multiplies."""
+        return f"to_vector({self.names.effects})"
+
 
 def comment_safe(text: object) -> str:
     """``text`` made safe for a ``//`` or ``/* */`` comment of the program.
@@ -130,6 +136,7 @@ def render_code(
             correlated_blocks=[block for block in blocks if block.correlated],
             swept_blocks=[block for block in blocks if block.sweep],
             swept=names.SWEPT,
+            csr=names.SPARSE,
             intercept_local=names.INTERCEPT_LOCAL,
             priors=used_priors(design, priors),
             prior_for=priors,

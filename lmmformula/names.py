@@ -29,6 +29,23 @@ TRIALS, WEIGHTS, OFFSETS, THRESHOLD_COUNT = "trials", "weights", "offsets", "nth
 
 
 @dataclass(frozen=True)
+class SparseNames:
+    """The Stan names of the sparse group-level design (see :data:`SPARSE`)."""
+
+    values: str = "csr_w"
+    columns: str = "csr_v"
+    row_starts: str = "csr_u"
+    width: str = "P_csr"
+    row_length: str = "R_csr"
+
+
+#: Transformed data of a program with group-level blocks: the intercept column (when the linear
+#: predictor has one) and every block's design as one sparse N x ``width`` matrix in compressed row
+#: storage, as ``csr_matrix_times_vector`` takes it; ``row_length`` entries per row.
+SPARSE = SparseNames()
+
+
+@dataclass(frozen=True)
 class BlockNames:
     """The Stan names of group-level block ``index`` (data, parameters and derived quantities)."""
 
