@@ -93,10 +93,9 @@ def test_coffee_program_passes_stanc(coffee, stanc):
     assert "normal_id_glm" in code
     model_block = code.split("\nmodel {", 1)[1]
     assert "for (n in" not in model_block  # vectorized: no loop over observations
-    # intercept and group-level effects: one sparse product (its matrix built once, in transformed data)
-    effects = "append_row(alpha + r_1[:, 1], to_vector(r_1[:, 2:M_1]))"  # the intercept rides on r_1's
-    sparse = f"csr_matrix_times_vector(N, P_csr, csr_w, csr_v, csr_u, {effects})"
-    assert f"vector[N] mu = {sparse};" in code
+    # one vector to add: gathered (the intercept column of Z is not multiplied), no sparse product
+    assert "mu = (alpha + r_1[:, 1])[J_1];" in code and "mu += Z_1[:, m] .* r_1[J_1, m];" in code
+    assert "csr_matrix_times_vector" not in code
     assert len(cpp) > 1000
 
 
@@ -266,11 +265,40 @@ def test_caller_data_is_not_modified(toy):
     pd.testing.assert_frame_equal(toy, before)
 
 
+@pytest.mark.parametrize(
+    "formula,effects",
+    [
+        # the first block has no intercept: the intercept gets its own sparse column
+        (
+            "y ~ x + (0 + x || g) + (1 + x || h)",
+            "append_row(alpha, append_row(to_vector(r_1), to_vector(r_2)))",
+        ),
+        # it has one: the intercept rides on it, the first block's other columns follow
+        (
+            "y ~ x + (1 + x || g) + (1 | h)",
+            "append_row(append_row(alpha + r_1[:, 1], to_vector(r_1[:, 2:M_1])), to_vector(r_2))",
+        ),
+        # a single vector to add: gathered, no sparse product
+        ("y ~ x + (1 | g) + (1 | h)", None),
+    ],
+)
+def test_group_level_sum_is_sparse_from_two_added_vectors(formula, effects):
+    data = pd.DataFrame({"x": [0.1, 0.5, 0.9, 1.3] * 3, "g": list("abc") * 4, "h": list("pq") * 6})
+    data["y"] = np.arange(12.0) % 5
+    code = lf.Model(formula, data).stan_code
+    if effects is None:
+        assert "csr_matrix_times_vector" not in code and "mu += r_2[J_2, 1];" in code
+    else:
+        assert f"csr_matrix_times_vector(N, P_csr, csr_w, csr_v, csr_u, {effects});" in code
+
+
 @pytest.mark.slow
-def test_sparse_group_design_gives_the_linear_predictor_numpy_does():
-    """The intercept column (the first block has no intercept), a second block of two columns after it,
-    level indices and stacked effects: at one parameter point the compiled program's log density changes
-    between two responses by what numpy's normal densities at the hand-computed linear predictor do."""
+@pytest.mark.parametrize("formula", ["y ~ x + (0 + x || g) + (1 + x || h)", "y ~ x + (1 + x || g) + (1 | h)"])
+def test_sparse_group_design_gives_the_linear_predictor_numpy_does(formula):
+    """The sparse group-level design (an intercept column, or the intercept on the first block's intercepts;
+    blocks of one and two columns; level indices; stacked effects): at one parameter point the compiled
+    program's log density changes between two responses by what numpy's normal densities at the
+    hand-computed linear predictor do."""
     from scipy import stats
 
     from lmmformula.engines import embedded
@@ -285,26 +313,19 @@ def test_sparse_group_design_gives_the_linear_predictor_numpy_does():
         }
     )
     data["y"] = rng.normal(size=n)
-    unswept = [lf.BlockParameterization(False), lf.BlockParameterization(False)]
-    model = lf.Model("y ~ x + (0 + x || g) + (1 + x || h)", data, parameterization=unswept)
+    model = lf.Model(formula, data, parameterization=[lf.BlockParameterization(False)] * 2)
     code, first = model.stan_code, model.stan_data
-    # alpha is Intercept here (not swept); the first block has no intercept, so it gets its own column
-    assert "append_row(alpha, append_row(to_vector(r_1), to_vector(r_2)))" in code
-    one, two = names.block(1), names.block(2)
-    z1, z2 = rng.normal(size=(first[one.levels], 1)), rng.normal(size=(first[two.levels], 2))
-    sd1, sd2 = np.array([0.6]), np.array([0.9, 0.4])
-    point = {
-        names.INTERCEPT: 0.3,
-        names.SLOPES: np.array([-0.7]),
-        "sigma": 1.4,
-        one.sd: sd1,
-        one.z: z1,
-        two.sd: sd2,
-        two.z: z2,
-    }
-    x, g, h = first[names.DESIGN][:, 0], first[one.level_of] - 1, first[two.level_of] - 1
-    r1, r2 = z1 * sd1, z2 * sd2
-    eta = 0.3 - 0.7 * (x - x.mean()) + r1[g, 0] * x + r2[h, 0] + r2[h, 1] * x
+    assert "csr_matrix_times_vector" in code
+    point = {names.INTERCEPT: 0.3, names.SLOPES: np.array([-0.7]), "sigma": 1.4}
+    x = first[names.DESIGN][:, 0]
+    eta = 0.3 - 0.7 * (x - x.mean())  # not swept: Intercept is the intercept at mean(x)
+    for i in (1, 2):
+        block = names.block(i)
+        z = rng.normal(size=(first[block.levels], first[block.columns]))
+        sd = rng.uniform(0.3, 1.0, size=first[block.columns])
+        point |= {block.sd: sd, block.z: z}
+        effects = (z * sd)[first[block.level_of] - 1]
+        eta = eta + (first[block.design] * effects).sum(axis=1)
     second = dict(first, Y=rng.normal(size=n))
     change = stats.norm.logpdf(first["Y"], eta, 1.4) - stats.norm.logpdf(second["Y"], eta, 1.4)
     program = embedded.compile_program(code)

@@ -34,26 +34,6 @@ transformed data {
     means_X[k] = mean(X[:, k]);
     Xc[:, k] = X[:, k] - means_X[k];
   }
-  // the group-level design as one sparse N x P_csr matrix, in compressed rows as
-  // csr_matrix_times_vector takes it: row n holds each block's Z_i[n, m] in the
-  // column of coefficient m of level J_i[n] (to_vector(r_i) stacks the columns of r_i); the intercept is added
-  // to the first block's intercepts
-  int P_csr = N_1 * M_1;  // columns
-  int R_csr = M_1;  // entries per row
-  vector[N * R_csr] csr_w;  // the entries
-  array[N * R_csr] int csr_v;  // their columns
-  array[N + 1] int csr_u;  // where each row starts
-  for (n in 1:N) {
-    int at = (n - 1) * R_csr;  // entries so far
-    int before = 0;  // columns so far
-    csr_u[n] = at + 1;
-    for (m in 1:M_1) {  // block 1: Subject
-      at += 1;
-      csr_w[at] = Z_1[n, m];
-      csr_v[at] = before + (m - 1) * N_1 + J_1[n];
-    }
-  }
-  csr_u[N + 1] = N * R_csr + 1;
 }
 parameters {
   real Intercept;  // intercept at the means of the predictors, plus the swept blocks' mean intercepts
@@ -84,8 +64,11 @@ transformed parameters {
 }
 model {
   real alpha = b_Intercept + dot_product(means_X, b);  // the intercept at the means of the predictors
-  // the linear predictor without X * b: intercept and group-level effects, one sparse product
-  vector[N] mu = csr_matrix_times_vector(N, P_csr, csr_w, csr_v, csr_u, append_row(alpha + r_1[:, 1], to_vector(r_1[:, 2:M_1])));
+  // the linear predictor without X * b
+  vector[N] mu = (alpha + r_1[:, 1])[J_1];  // intercept and Subject intercepts
+  for (m in 2:M_1) {
+    mu += Z_1[:, m] .* r_1[J_1, m];  // Subject: slopes
+  }
   Y ~ normal_id_glm(Xc, mu, b, sigma);
   // priors
   alpha ~ student_t(prior_Intercept_df, prior_Intercept_location, prior_Intercept_scale);
