@@ -3,8 +3,9 @@
 73,421 ratings, 2,972 students, 1,128 lecturers, 28 department x service cells. Defaults: 4 chains x
 (1000 warm-up + 1000 draws) on every core, ``parameterization="auto"``. Reports the compile and sampling
 wall time, convergence (max R-hat, divergences, bulk ESS of every population-level parameter and sd, and
-the minimum over all parameters), peak memory (this process, and the largest chain worker times the chains
-that run at once), and the estimates next to lme4's REML fit.
+the minimum over all parameters), peak memory (the largest total resident memory of this process and all
+its descendants at one moment, sampled twice a second; and the largest single child), and the estimates
+next to lme4's REML fit.
 
     python benchmarks/insteval.py [--chains 4] [--iter 1000] [--out benchmarks/results/insteval.txt]
 """
@@ -18,6 +19,7 @@ import os
 import platform
 import resource
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -29,6 +31,53 @@ from lmmformula import diagnostics
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from simulations import LME4_REFERENCES, get_case  # noqa: E402
+
+
+class MemoryWatch:
+    """The largest total resident memory (MB) of this process and its descendants, sampled in a thread."""
+
+    def __init__(self, every: float = 0.5) -> None:
+        self.peak, self._every, self._stop = 0.0, every, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> MemoryWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            self.peak = max(self.peak, _tree_rss(os.getpid()))
+
+
+def _tree_rss(root: int) -> float:
+    """Resident memory (MB) of ``root`` and every process below it, from /proc."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    tree, frontier = {root}, [root]
+    while frontier:
+        children = [pid for pid, parent in parents.items() if parent in frontier and pid not in tree]
+        tree.update(children)
+        frontier = children
+    total = 0.0
+    for pid in tree:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) / 1024
+    return total
 
 
 def main() -> None:
@@ -44,9 +93,10 @@ def main() -> None:
     case = get_case("InstEval")
     model = lf.Model(case.formula, case.data, parameterization=args.parameterization)
     built = time.perf_counter() - started
-    fit = model.fit(
-        chains=args.chains, iter_warmup=args.iter, iter_sampling=args.iter, seed=args.seed, progress=False
-    )
+    with MemoryWatch() as memory:
+        fit = model.fit(
+            chains=args.chains, iter_warmup=args.iter, iter_sampling=args.iter, seed=args.seed, progress=False
+        )
     total = time.perf_counter() - started
     # peak memory of the fit itself, before this script's own diagnostics below
     self_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -62,7 +112,6 @@ def main() -> None:
         if n.split("[")[0] in ("Intercept", "b", "b_Intercept", "sigma") or n.startswith("sd_")
     ]
     key_ess = {n: float(bulk[list(names).index(n)]) for n in key}
-    at_once = min(os.cpu_count() or 1, args.chains)
 
     ref = json.loads((LME4_REFERENCES / "InstEval.json").read_text())
     fixef, varcorr = fit.fixef(), fit.varcorr()
@@ -82,9 +131,9 @@ def main() -> None:
         f"{np.nanmin(bulk):.0f} ({names[np.nanargmin(bulk)]}); leapfrog steps per draw "
         f"{fit.sampler['n_leapfrog__'].mean():.1f}",
         "bulk ESS of population parameters and sds: " + ", ".join(f"{k} {v:.0f}" for k, v in key_ess.items()),
-        f"peak memory of the fit: this process {self_peak:.0f} MB, largest child {child_peak:.0f} MB "
-        f"(a chain worker, or the compiler on a first fit; x {at_once} at once: "
-        f"{self_peak + at_once * child_peak:.0f} MB in all at most)",
+        f"peak memory of the fit: {memory.peak:.0f} MB at once (this process and its children, sampled every "
+        f"0.5 s); this process {self_peak:.0f} MB, largest child {child_peak:.0f} MB (a chain worker, or the "
+        "compiler on a first fit)",
         "",
         "estimate          lmmformula (sd)      lme4 REML (se)",
     ]
