@@ -833,3 +833,158 @@ def check_identifiable(design: Design, flat_slopes: bool) -> None:
             "the formula, or give 'b' a proper prior, e.g. priors={'b': 'normal(0, 5)'}"
         )
     warnings.warn(f"{message}; only the prior on 'b' tells them apart", DesignWarning, stacklevel=3)
+
+
+# ---------------------------------------------------------------------------------------- new data
+
+
+@dataclass(frozen=True, eq=False)
+class NewDesign:
+    """The design of data to predict for, through a fitted model's :class:`DesignSpec`.
+
+    ``Z`` and ``J`` have an entry per block of the spec (None for a block left out);
+    ``J`` counts levels from 0, and -1 marks a level the fitting data did not have, whose
+    label is in ``labels``. ``y``, ``trials`` and ``weights`` are there when the data have
+    the columns. ``kept`` marks the data's rows used (rows with missing values are dropped).
+    """
+
+    X: np.ndarray
+    Z: tuple[np.ndarray | None, ...]
+    J: tuple[np.ndarray | None, ...]
+    labels: tuple[np.ndarray | None, ...]
+    offset: np.ndarray | None
+    y: np.ndarray | None
+    trials: np.ndarray | None
+    weights: np.ndarray | None
+    kept: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.X)
+
+
+def fitted_new_design(design: Design) -> NewDesign:
+    """The fitting data's design in the form predictions take."""
+    return NewDesign(
+        X=design.X,
+        Z=design.Z,
+        J=tuple(j - 1 for j in design.J),
+        labels=tuple(None for _ in design.J),
+        offset=design.offset,
+        y=design.response.y,
+        trials=design.response.trials,
+        weights=design.response.weights,
+        kept=np.ones(design.n, dtype=bool),
+    )
+
+
+def new_design(spec: DesignSpec, data, blocks: tuple[bool, ...]) -> NewDesign:
+    """The design of ``data`` (new rows) for the blocks marked True in ``blocks``.
+
+    Stateful transforms (centering, scaling, splines, factor levels) reuse the fitting data's
+    state. A population-level factor's unseen level is an error naming the column; a grouping
+    factor's unseen level is marked -1 in ``J`` (the caller decides). Rows with a missing value in
+    a column the predictions need are dropped with a :class:`DesignWarning` that counts them.
+    """
+    data = _checked_frame(data)
+    formula = spec.formula
+    text = formula.formula
+    used_blocks = [block for block, use in zip(spec.blocks, blocks) if use]
+    kept_sources = {source for block in used_blocks for source in block.sources}
+    predictors: list[str] = []
+    offsets = [f"0 + I({offset})" for offset in formula.offsets]
+    terms = [term.expr for term in formula.group_terms if term.source in kept_sources]
+    for expression in [formula.fixed, *offsets, *terms]:
+        predictors.extend(_expression_columns(expression, data, text))
+    grouping = {name for block in used_blocks for name in block.factor.columns}
+    for name in sorted(grouping):
+        _check_column(name, data, text)
+    extra = _optional_columns(formula, data)
+    used = list(dict.fromkeys(predictors + sorted(grouping) + extra))
+    frame = _clean_columns(data[used], formula, grouping)
+    complete = _complete_rows(frame, used) if used else np.ones(len(frame), dtype=bool)
+    frame = frame.loc[complete].reset_index(drop=True)
+    X = _evaluate_new(spec.fixed_spec, frame, f"fixed part {formula.fixed!r}")
+    X = X[:, 1:] if spec.has_intercept else X
+    Z, J, labels = [], [], []
+    for block, use in zip(spec.blocks, blocks):
+        if not use:
+            Z.append(None), J.append(None), labels.append(None)
+            continue
+        Z.append(np.hstack([_evaluate_new(s, frame, src) for s, src in zip(block.specs, block.sources)]))
+        row_labels = block.factor.labels(frame)
+        lookup = pd.Series(np.arange(len(block.factor.levels)), index=pd.Index(block.factor.levels))
+        J.append(row_labels.map(lookup).fillna(-1).to_numpy(dtype=np.int64))
+        labels.append(row_labels.to_numpy(dtype=object))
+    offset = None
+    if spec.offset_specs:
+        parts = [_evaluate_new(s, frame, "offset")[:, 0] for s in spec.offset_specs]
+        offset = np.sum(parts, axis=0)
+    y = trials = weights = None
+    if all(_has_columns(e, frame) for e in formula.response):
+        response = make_response(
+            spec.family,
+            _response_columns(formula, frame, spec.family),
+            trials=_present_addition(formula.trials, "trials", frame),
+            weights=_present_addition(formula.weights, "weights", frame),
+        )
+        y, trials, weights = response.y, response.trials, response.weights
+    elif _has_columns(formula.trials, frame):
+        trials = _addition(formula.trials, "trials", frame)[1]
+    return NewDesign(X, tuple(Z), tuple(J), tuple(labels), offset, y, trials, weights, complete)
+
+
+def _optional_columns(formula: FormulaSpec, data: pd.DataFrame) -> list[str]:
+    """Columns of the response, trials and weights that ``data`` has (predictions work without them)."""
+    columns: list[str] = []
+    for expression in (*formula.response, formula.trials, formula.weights):
+        if expression is None:
+            continue
+        wrapped = f"`{expression}`" if expression in data.columns else f"I({expression})"
+        try:
+            names = _expression_columns(wrapped, data, formula.formula)
+        except FormulaError:
+            continue  # not in these data
+        columns.extend(names)
+    return columns
+
+
+def _present_addition(expression: str | None, name: str, frame: pd.DataFrame):
+    return _addition(expression, name, frame) if _has_columns(expression, frame) else None
+
+
+def _has_columns(expression: str | None, frame: pd.DataFrame) -> bool:
+    if expression is None:
+        return False
+    if expression in frame.columns:
+        return True
+    try:
+        return all(name in frame.columns for name in _expression_columns(f"I({expression})", frame, ""))
+    except FormulaError:
+        return False
+
+
+_OUTSIDE_LEVELS = re.compile(r"outside of the nominated levels.*?: (\{.*?\})")
+
+
+def _evaluate_new(spec: ModelSpec, frame: pd.DataFrame, what: str) -> np.ndarray:
+    """:func:`_evaluate` for new data: a categorical predictor's level not seen in fitting is an error."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        matrix = _evaluate(spec, frame, what)
+    for warning in caught:
+        found = _OUTSIDE_LEVELS.search(str(warning.message))
+        if found:
+            shown = found.group(1)
+            columns = [
+                c
+                for c in frame.columns
+                if not pd.api.types.is_numeric_dtype(frame[c])
+                and any(repr(v) in shown or str(v) in shown for v in pd.unique(frame[c].dropna()))
+            ]
+            where = f"column {columns[0]!r}" if columns else "a categorical predictor"
+            raise DataError(
+                f"{what}: {where} has levels {shown} that the fitting data did not have; a population-level "
+                "factor can only take its fitted levels (drop those rows)"
+            )
+    return matrix

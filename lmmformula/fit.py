@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from . import __version__, results
+from . import __version__, predictions, results
+from .design import fitted_new_design, new_design
 from .draws import Draws
 from .engines.base import SamplerSettings
 from .errors import ArgumentError
@@ -226,6 +227,149 @@ class Fit:
 
         return to_inference_data(self)
 
+    # ------------------------------------------------------------------ after the fit
+
+    def posterior_linpred(
+        self,
+        newdata: pd.DataFrame | None = None,
+        re_formula=None,
+        transform: bool = False,
+        ndraws: int | None = None,
+        allow_new_levels: bool = False,
+        sample_new_levels: str = "uncertainty",
+        seed: int | None = None,
+    ) -> np.ndarray:
+        """Draws of the linear predictor, like brms's ``posterior_linpred``.
+
+        Parameters
+        ----------
+        newdata : pandas.DataFrame, optional
+            Rows to predict for (default: the fitting data, rows with missing values removed).
+            Stateful transforms reuse the fitting data's state; rows with missing values in the
+            columns the prediction needs are dropped with a :class:`DesignWarning`.
+        re_formula : None, NA or str, default None
+            Group-level terms to include: None all of them, ``np.nan`` / ``"NA"`` / ``"~ 0"``
+            none, or a formula of some of them, e.g. ``"~ (1 | Subject)"``.
+        transform : bool, default False
+            Apply the inverse link (the mean of the response for most families).
+        ndraws : int, optional
+            Use this many draws picked at random (default: all, chains one after the other).
+        allow_new_levels : bool, default False
+            Predict for levels of a grouping factor that the fitting data did not have.
+        sample_new_levels : {"uncertainty", "gaussian", "old_levels"}, default "uncertainty"
+            How a new level's effects are drawn, as brms: in every draw those of a randomly chosen
+            existing level; from the fitted (multivariate) normal; or those of one existing level
+            chosen once per new level.
+        seed : int, optional
+            Seed of the random choices (draws, new levels), for reproducible results.
+
+        Returns
+        -------
+        numpy.ndarray
+            (draws, rows).
+        """
+        options = (re_formula, ndraws, allow_new_levels, sample_new_levels, seed)
+        return self._compute("mu" if transform else "eta", newdata, *options)[0]
+
+    def posterior_epred(
+        self,
+        newdata: pd.DataFrame | None = None,
+        re_formula=None,
+        ndraws: int | None = None,
+        allow_new_levels: bool = False,
+        sample_new_levels: str = "uncertainty",
+        seed: int | None = None,
+    ) -> np.ndarray:
+        """Draws of the expected response, like brms's ``posterior_epred`` (a binomial model's
+        expected successes out of each row's trials; an ordinal model's expected category).
+        Parameters are those of :meth:`posterior_linpred` (but ``transform``); returns (draws, rows)."""
+        options = (re_formula, ndraws, allow_new_levels, sample_new_levels, seed)
+        return self._compute("epred", newdata, *options)[0]
+
+    def posterior_predict(
+        self,
+        newdata: pd.DataFrame | None = None,
+        re_formula=None,
+        ndraws: int | None = None,
+        allow_new_levels: bool = False,
+        sample_new_levels: str = "uncertainty",
+        seed: int | None = None,
+    ) -> np.ndarray:
+        """Draws of new responses, like brms's ``posterior_predict``: one per posterior draw and
+        row (counts out of each row's trials for binomial, categories 1..K for ordinal).
+        Parameters are those of :meth:`posterior_linpred` (but ``transform``); returns (draws, rows)."""
+        options = (re_formula, ndraws, allow_new_levels, sample_new_levels, seed)
+        return self._compute("predict", newdata, *options)[0]
+
+    def predict(
+        self, newdata: pd.DataFrame | None = None, probs: tuple[float, ...] = (0.025, 0.975), **options
+    ) -> pd.DataFrame:
+        """Per-row summary of :meth:`posterior_predict`, like brms's ``predict``: Estimate,
+        Est.Error and quantiles (``probs``), indexed by the rows of ``newdata`` used. Parameters are
+        those of :meth:`posterior_predict` (``options`` by keyword)."""
+        draws, rows = self._compute("predict", newdata, **options)
+        return predictions.summarize_rows(np.asarray(draws, dtype=float), probs, _row_index(newdata, rows))
+
+    def fitted(
+        self, newdata: pd.DataFrame | None = None, probs: tuple[float, ...] = (0.025, 0.975), **options
+    ) -> pd.DataFrame:
+        """Per-row summary of :meth:`posterior_epred`, like brms's ``fitted``, with quantiles ``probs``.
+        Parameters are those of :meth:`posterior_epred` (``options`` by keyword)."""
+        draws, rows = self._compute("epred", newdata, **options)
+        return predictions.summarize_rows(draws, probs, _row_index(newdata, rows))
+
+    def log_lik(
+        self,
+        newdata: pd.DataFrame | None = None,
+        re_formula=None,
+        ndraws: int | None = None,
+        allow_new_levels: bool = False,
+        sample_new_levels: str = "uncertainty",
+        seed: int | None = None,
+    ) -> np.ndarray:
+        """Pointwise log-likelihood, (draws, rows), like brms's ``log_lik``: each row's log density
+        (every constant kept) from the family's numpy density, times its weight for a model with
+        ``y | weights(w)``. ``newdata`` must have the response. Parameters are those of
+        :meth:`posterior_linpred` (but ``transform``)."""
+        options = (re_formula, ndraws, allow_new_levels, sample_new_levels, seed)
+        return self._compute("log_lik", newdata, *options)[0]
+
+    def _compute(
+        self,
+        what: str,
+        newdata,
+        re_formula=None,
+        ndraws=None,
+        allow_new_levels=False,
+        sample_new_levels="uncertainty",
+        seed=None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``what`` ("eta", "mu", "epred", "predict", "log_lik") as (draws, rows), and which rows of
+        ``newdata`` were used."""
+        spec = self.model.design
+        if sample_new_levels not in predictions.NEW_LEVEL_STRATEGIES:
+            raise ArgumentError(
+                f"sample_new_levels must be one of {', '.join(predictions.NEW_LEVEL_STRATEGIES)}; "
+                f"got {sample_new_levels!r}"
+            )
+        keep = predictions.kept_columns(spec, re_formula)
+        if newdata is None:
+            design = fitted_new_design(self.model.data_design)
+        else:
+            design = new_design(spec, newdata, tuple(any(row) for row in keep))
+        draws_seed, levels_seed, predict_seed = np.random.SeedSequence(seed).spawn(3)
+        chosen = predictions.choose_draws(predictions.draw_count(self.posterior), ndraws, draws_seed)
+        request = predictions.Request(keep, bool(allow_new_levels), sample_new_levels, chosen, levels_seed)
+        eta = predictions.linear_predictor(spec, self.posterior, design, request)
+        if what in ("eta", "mu"):
+            return (spec.family.mu(eta) if what == "mu" else eta), design.kept
+        arguments = predictions.family_arguments(spec, self.posterior, design, request)
+        if what == "epred":
+            return predictions.epred(spec, eta, arguments), design.kept
+        if what == "predict":
+            return predictions.predict(spec, eta, arguments, predict_seed), design.kept
+        return predictions.log_lik(spec, eta, arguments, design), design.kept
+
     # ------------------------------------------------------------------ persistence
 
     def save(self, path: str | Path) -> None:
@@ -275,6 +419,13 @@ def load(path: str | Path) -> Fit:
 def _dropped(model) -> str:
     dropped = model._design.n_dropped
     return f" ({dropped} rows with missing values dropped)" if dropped else ""
+
+
+def _row_index(newdata, rows: np.ndarray) -> pd.Index:
+    """The index of the rows predicted for: newdata's own, or 0..n-1 for the fitting data."""
+    if newdata is None:
+        return pd.RangeIndex(len(rows))
+    return newdata.index[rows]
 
 
 def _per_group(groups: dict, summary: bool, probs: tuple[float, ...]) -> dict[str, pd.DataFrame]:

@@ -227,6 +227,12 @@ class Model:
         return self._design.spec
 
     @property
+    def data_design(self) -> Design:
+        """The fitting data's design: X, each block's Z and levels, the response (rows with
+        missing values removed)."""
+        return self._design
+
+    @property
     def nobs(self) -> int:
         """Observations used by the model (after dropping incomplete rows)."""
         return self._design.n

@@ -1,0 +1,216 @@
+"""Predictions, expected values and the log-likelihood on hand-made draws (no sampling): each number is
+computed again here from the data columns, not from the design matrices the package builds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import lmmformula as lf
+from lmmformula import names
+from lmmformula.draws import Draws
+from lmmformula.engines import SamplerSettings
+from lmmformula.families import FAMILIES
+
+from .test_families import recovery_data
+
+CHAINS, DRAWS = 2, 100
+
+
+def handmade_fit(formula: str, data: pd.DataFrame, family="gaussian", seed: int = 0, sd: float | None = None):
+    """A Fit whose Stan draws are random numbers of the right shapes (no sampling); ``sd`` fixes every
+    group-level sd."""
+    model = lf.Model(formula, data, family=family, parameterization="noncentered")
+    rng = np.random.default_rng(seed)
+    spec, shape = model.design, (CHAINS, DRAWS)
+    posterior = {}
+    if model.family.ordinal:
+        posterior[names.INTERCEPT_AT_ZERO] = np.sort(rng.normal(size=shape + (3,)), axis=-1)
+    elif spec.has_intercept:
+        posterior[names.INTERCEPT_AT_ZERO] = rng.normal(0.3, 0.2, size=shape)
+    for dpar in model.family.dpars:
+        posterior[dpar.name] = dpar.typical * rng.uniform(0.8, 1.2, size=shape)
+    if spec.fixed_columns:
+        posterior[names.SLOPES] = rng.normal(0, 0.3, size=shape + (len(spec.fixed_columns),))
+    for i, block in enumerate(spec.blocks, start=1):
+        m = len(block.columns)
+        scale = np.full(shape + (m,), sd) if sd is not None else rng.gamma(4.0, 0.1, size=shape + (m,))
+        posterior[f"sd_{i}"] = scale
+        posterior[f"r_{i}"] = rng.normal(size=shape + (len(block.factor.levels), m)) * scale[..., None, :]
+        if block.correlated:
+            lower = np.tril(rng.normal(size=shape + (m, m)))
+            cov = lower @ np.swapaxes(lower, -1, -2) + np.eye(m)
+            d = np.sqrt(np.diagonal(cov, axis1=-2, axis2=-1))
+            posterior[f"Cor_{i}"] = cov / d[..., :, None] / d[..., None, :]
+    sampler = {
+        "divergent__": np.zeros(shape),
+        "treedepth__": np.full(shape, 3.0),
+        "lp__": rng.normal(size=shape),
+    }
+    settings = SamplerSettings(chains=CHAINS, iter_warmup=10, iter_sampling=DRAWS)
+    return lf.Fit(model, Draws(posterior, sampler), settings, "handmade", {}, ())
+
+
+def flat(fit, name):
+    values = fit.posterior[name]
+    return values.reshape((-1,) + values.shape[2:])
+
+
+def level_index(fit, factor: str, column: pd.Series) -> np.ndarray:
+    levels = [str(v) for v in fit.model.design.blocks[0].factor.levels] if factor else None
+    return np.array([levels.index(str(v)) for v in column])
+
+
+@pytest.fixture(scope="module")
+def slopes(toy):
+    return handmade_fit("y ~ x + f + (x | g)", toy)
+
+
+def by_hand(fit, data: pd.DataFrame, with_intercepts=True, with_slopes=True) -> np.ndarray:
+    """b_Intercept + b_x x + b_f dummies + r_g[Intercept] + r_g[x] x, from the data columns."""
+    b0, b = flat(fit, names.INTERCEPT_AT_ZERO), flat(fit, names.SLOPES)
+    columns = list(fit.model.design.fixed_columns)
+    eta = b0[:, None] + b[:, [columns.index("x")]] * data["x"].to_numpy()
+    for level in ("lo", "mid"):
+        eta += b[:, [columns.index(f"f[T.{level}]")]] * (data["f"] == level).to_numpy()
+    r = flat(fit, "r_1")
+    g = level_index(fit, "g", data["g"])
+    if with_intercepts:
+        eta += r[:, g, 0]
+    if with_slopes:
+        eta += r[:, g, 1] * data["x"].to_numpy()
+    return eta
+
+
+def test_linpred_of_the_fitting_data_and_of_the_same_rows_as_newdata(slopes, toy):
+    expected = by_hand(slopes, toy)
+    assert slopes.posterior_linpred() == pytest.approx(expected)
+    assert slopes.posterior_linpred(newdata=toy) == pytest.approx(expected)
+    shuffled = toy.sample(frac=1.0, random_state=3)
+    assert slopes.posterior_linpred(newdata=shuffled) == pytest.approx(by_hand(slopes, shuffled))
+
+
+def test_re_formula_keeps_the_terms_it_names(slopes, toy):
+    assert slopes.posterior_linpred(re_formula="~ 0") == pytest.approx(by_hand(slopes, toy, False, False))
+    assert slopes.posterior_linpred(re_formula=np.nan) == pytest.approx(by_hand(slopes, toy, False, False))
+    assert slopes.posterior_linpred(re_formula="~ (1 | g)") == pytest.approx(
+        by_hand(slopes, toy, True, False)
+    )
+    assert slopes.posterior_linpred(re_formula="~ (0 + x | g)") == pytest.approx(
+        by_hand(slopes, toy, False, True)
+    )
+    # without group columns in newdata when no group term is asked for
+    fixed_only = toy[["x", "f"]].head(5)
+    assert slopes.posterior_linpred(fixed_only, re_formula="~0") == pytest.approx(
+        by_hand(slopes, toy.head(5), False, False)
+    )
+    with pytest.raises(lf.FormulaError, match=r"\(1 \| a\).*not in the model"):
+        slopes.posterior_linpred(re_formula="~ (1 | a)")
+    with pytest.raises(lf.FormulaError, match="z"):
+        slopes.posterior_linpred(re_formula="~ (z | g)")
+
+
+def test_epred_and_predict_follow_the_family_and_log_lik_is_its_density(slopes, toy):
+    eta = by_hand(slopes, toy)
+    sigma = flat(slopes, "sigma")[:, None]
+    assert slopes.posterior_epred() == pytest.approx(eta)
+    from scipy import stats
+
+    assert slopes.log_lik() == pytest.approx(stats.norm.logpdf(toy["y"].to_numpy(), eta, sigma))
+    draws = slopes.posterior_predict(seed=1)
+    z = (draws - eta) / sigma  # standardized residuals of the predictive draws: N(0, 1)
+    assert abs(z.mean()) < 0.01 and z.std() == pytest.approx(1.0, abs=0.01)
+    table = slopes.fitted(probs=(0.1, 0.9))
+    assert list(table.columns) == ["Estimate", "Est.Error", "Q10", "Q90"]
+    assert table["Estimate"].to_numpy() == pytest.approx(eta.mean(axis=0))
+    assert table["Q90"].to_numpy() == pytest.approx(np.quantile(eta, 0.9, axis=0))
+
+
+def test_draws_subset_and_seed(slopes):
+    a = slopes.posterior_predict(ndraws=30, seed=5)
+    assert a.shape == (30, slopes.model.nobs)
+    assert np.array_equal(a, slopes.posterior_predict(ndraws=30, seed=5))
+    assert not np.array_equal(a, slopes.posterior_predict(ndraws=30, seed=6))
+    with pytest.raises(lf.ArgumentError, match="ndraws"):
+        slopes.posterior_epred(ndraws=10_000)
+
+
+def test_new_levels(toy):
+    fit = handmade_fit("y ~ x + (x | g)", toy, sd=0.7)
+    new = pd.DataFrame({"x": [0.0, 0.0, 1.0], "g": ["new1", "new2", "new1"]})
+    with pytest.raises(lf.DataError, match=r"'g'.*'new1', 'new2'.*allow_new_levels=True"):
+        fit.posterior_linpred(new)
+    b0 = flat(fit, names.INTERCEPT_AT_ZERO)
+    r = flat(fit, "r_1")
+    old = fit.posterior_linpred(new, allow_new_levels=True, sample_new_levels="old_levels", seed=2)
+    effect = old[:, 0] - b0  # x = 0: the level's intercept effect, all draws
+    matches = [k for k in range(r.shape[1]) if np.allclose(effect, r[:, k, 0])]
+    assert len(matches) == 1  # one existing level, the same in every draw
+    assert old[:, 2] - old[:, 0] == pytest.approx(
+        flat(fit, "b")[:, 0] + r[:, matches[0], 1]
+    )  # same level, x = 1
+    unc = fit.posterior_linpred(new, allow_new_levels=True, seed=2)  # uncertainty: a level per draw
+    effect = unc[:, 0] - b0
+    assert all(np.isclose(effect[d], r[d, :, 0]).any() for d in range(len(effect)))
+    assert len({int(np.argmin(np.abs(effect[d] - r[d, :, 0]))) for d in range(len(effect))}) > 3
+    many = pd.DataFrame({"x": 0.0, "g": [f"n{k}" for k in range(2000)]})
+    gauss = (
+        fit.posterior_linpred(many, allow_new_levels=True, sample_new_levels="gaussian", seed=3) - b0[:, None]
+    )
+    assert abs(gauss.mean()) < 0.02 and gauss.std() == pytest.approx(0.7, rel=0.02)
+    with pytest.raises(lf.ArgumentError, match="sample_new_levels"):
+        fit.posterior_linpred(new, allow_new_levels=True, sample_new_levels="nearest")
+
+
+def test_new_data_checks(slopes, toy):
+    with pytest.raises(lf.DataError, match=r"column 'f'.*'top'"):
+        slopes.posterior_linpred(pd.DataFrame({"x": [0.1], "f": ["top"], "g": ["g1"]}))
+    holes = toy.head(6).copy()
+    holes.loc[holes.index[2], "x"] = np.nan
+    before = holes.copy()
+    with pytest.warns(lf.DesignWarning, match="dropped 1 of 6 rows"):
+        table = slopes.predict(holes, seed=1)
+    assert list(table.index) == [i for k, i in enumerate(holes.index) if k != 2]
+    pd.testing.assert_frame_equal(holes, before)  # nothing the user passed is changed
+    with pytest.raises(lf.DataError, match="response"):
+        slopes.log_lik(toy[["x", "f", "g"]])
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_every_family_epred_is_the_mean_of_its_predictions(name):
+    """posterior_epred equals the mean of many posterior_predict draws within Monte Carlo error, and
+    log_lik is the registry's density at the hand-computed mu (trials honoured for binomial)."""
+    family = lf.get_family(name)
+    data, _ = recovery_data(family, n=40, groups=5)
+    response = "y | trials(n)" if family.response == "binomial" else "y"
+    fit = handmade_fit(f"{response} ~ x + (1 | g)", data, family=family, seed=4)
+    eta = (
+        flat(fit, "b")[:, [0]] * data["x"].to_numpy()
+        + flat(fit, "r_1")[:, level_index(fit, "g", data["g"]), 0]
+    )
+    arguments = {d.name: flat(fit, d.name)[:, None] for d in family.dpars} | family.options
+    if family.ordinal:
+        arguments["thresholds"] = flat(fit, names.INTERCEPT_AT_ZERO)[:, None, :]
+    else:
+        eta = eta + flat(fit, names.INTERCEPT_AT_ZERO)[:, None]
+    if family.response == "binomial":
+        arguments["trials"] = data["n"].to_numpy()[None, :]
+    mu = family.mu(eta)
+    assert fit.posterior_epred() == pytest.approx(family.mean(mu, **arguments))
+    expected = family.log_density(data["y"].to_numpy()[None, :], mu, **arguments)
+    assert fit.log_lik() == pytest.approx(expected)
+    rows = data.iloc[[0, 1, 2]]
+    many = np.concatenate([fit.posterior_predict(rows, seed=s) for s in range(200)])
+    epred = np.tile(fit.posterior_epred(rows), (200, 1))
+    sd = np.sqrt(
+        np.tile(family.variance(family.mu(eta[:, :3]), **_first(arguments, 3)), (200, 1)).mean(axis=0)
+    )
+    error = (many.mean(axis=0) - epred.mean(axis=0)) / (sd / np.sqrt(len(many)))
+    assert np.all(np.abs(error) < 4.5)
+    if family.response == "binomial":
+        assert (many <= data["n"].to_numpy()[:3]).all()
+
+
+def _first(arguments: dict, k: int) -> dict:
+    return {key: value[:, :k] if key == "trials" else value for key, value in arguments.items()}
