@@ -214,3 +214,25 @@ def test_every_family_epred_is_the_mean_of_its_predictions(name):
 
 def _first(arguments: dict, k: int) -> dict:
     return {key: value[:, :k] if key == "trials" else value for key, value in arguments.items()}
+
+
+@pytest.mark.slow
+def test_coffee_predictions_agree_with_coef_and_the_fitting_rows(coffee_fit, coffee):
+    """A real fit: epred for group 1 at x = 0 is coef's intercept of group 1, draw by draw; at x = 1 its
+    intercept plus slope; and the fitting data passed as newdata give the in-sample values."""
+    from lmmformula import results
+
+    coef = results.coef_draws(coffee_fit.model.design, coffee_fit.posterior)["group"]
+    level = [str(v) for v in coef.levels].index("1")
+    by_draw = coef.draws.reshape((-1,) + coef.draws.shape[2:])[:, level, :]  # (draws, terms)
+    terms = list(coef.terms)
+    new = pd.DataFrame({"x": [0.0, 1.0], "group": ["1", "1"]})
+    epred = coffee_fit.posterior_epred(new)
+    assert epred[:, 0] == pytest.approx(by_draw[:, terms.index("Intercept")], abs=1e-9)
+    assert epred[:, 1] == pytest.approx(
+        by_draw[:, terms.index("Intercept")] + by_draw[:, terms.index("x")], abs=1e-9
+    )
+    assert coffee_fit.posterior_epred(coffee) == pytest.approx(coffee_fit.posterior_epred(), abs=1e-9)
+    fitted = coffee_fit.fitted()
+    residual_sd = (coffee["y"].to_numpy() - fitted["Estimate"].to_numpy()).std()
+    assert residual_sd == pytest.approx(coffee_fit.posterior["sigma"].mean(), rel=0.1)  # in-sample residuals
