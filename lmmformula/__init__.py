@@ -3,9 +3,11 @@
 __version__ = "0.1.0"
 
 from .cache import cache_info, clear_cache  # noqa: E402
+from .criteria import loo_compare  # noqa: E402
 from .datasets import load_dataset  # noqa: E402
 from .errors import (  # noqa: E402
     ArgumentError,
+    ComparisonWarning,
     DataError,
     DesignWarning,
     EngineError,
@@ -22,6 +24,7 @@ from .parameterization import BlockParameterization  # noqa: E402
 __all__ = [
     "ArgumentError",
     "BlockParameterization",
+    "ComparisonWarning",
     "DataError",
     "DesignWarning",
     "EngineError",
@@ -37,6 +40,7 @@ __all__ = [
     "get_family",
     "load",
     "load_dataset",
+    "loo_compare",
     "make_stancode",
     "make_standata",
     "__version__",

@@ -35,3 +35,7 @@ class SamplingWarning(UserWarning):
 
 class DesignWarning(UserWarning):
     """The data were usable but something about them deserves a look (e.g. dropped rows)."""
+
+
+class ComparisonWarning(UserWarning):
+    """An approximate leave-one-out estimate may be unreliable (Pareto k too large for some rows)."""

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from . import __version__, predictions, results
+from . import __version__, criteria, predictions, results
 from .design import fitted_new_design, new_design
 from .draws import Draws
 from .engines.base import SamplerSettings
@@ -18,7 +18,7 @@ from .errors import ArgumentError
 from .summary import Summary
 
 if TYPE_CHECKING:
-    import arviz as az
+    from xarray import DataTree
 
     from .model import Model
 
@@ -215,17 +215,40 @@ class Fit:
             }
         )
 
-    def to_arviz(self) -> az.InferenceData:
-        """The draws as ArviZ data: posterior in the model's names, sample_stats, observed_data.
+    def to_arviz(
+        self,
+        log_likelihood: bool = True,
+        posterior_predictive: bool = True,
+        newdata: pd.DataFrame | None = None,
+        seed: int | None = None,
+    ) -> DataTree:
+        """The draws as ArviZ data (arviz-base's ``xarray.DataTree``), in the model's names.
+
+        Parameters
+        ----------
+        log_likelihood : bool, default True
+            Add the log_likelihood group (``y``, dim ``obs``): :meth:`log_lik`.
+        posterior_predictive : bool, default True
+            Add the posterior_predictive group (``y``): :meth:`posterior_predict`.
+        newdata : pandas.DataFrame, optional
+            Add the predictions group (``y``, dim ``new_obs``, labelled by newdata's index).
+        seed : int, optional
+            Seed of the predictive draws.
 
         Returns
         -------
-        arviz InferenceData
-            For ArviZ's plots and statistics.
+        xarray.DataTree
+            Groups posterior (population-level coefficients, sds, correlations and group-level
+            effects under their names), sample_stats, observed_data, constant_data and the
+            groups asked for; for arviz-stats (``loo``, ``summary``) and arviz-plots.
         """
         from .inference_data import to_inference_data
 
-        return to_inference_data(self)
+        predictions_ = None
+        if newdata is not None:
+            draws, rows = self._compute("predict", newdata, seed=seed)
+            predictions_ = (draws, newdata.index[rows])
+        return to_inference_data(self, log_likelihood, posterior_predictive, predictions_, seed)
 
     # ------------------------------------------------------------------ after the fit
 
@@ -333,6 +356,67 @@ class Fit:
         :meth:`posterior_linpred` (but ``transform``)."""
         options = (re_formula, ndraws, allow_new_levels, sample_new_levels, seed)
         return self._compute("log_lik", newdata, *options)[0]
+
+    def loo(self, pointwise: bool = False):
+        """Approximate leave-one-out cross-validation (PSIS-LOO, arviz-stats), like brms's ``loo``.
+
+        Parameters
+        ----------
+        pointwise : bool, default False
+            Keep each observation's elpd (``elpd_i``); the Pareto k values are always kept.
+
+        Returns
+        -------
+        arviz_stats.ELPDData
+            ``elpd`` (elpd_loo), ``se``, ``p`` (p_loo), ``pareto_k``; printing it gives loo's table.
+            Observations whose Pareto k is too large are counted in a :class:`ComparisonWarning`.
+        """
+        return criteria.loo(self, pointwise)
+
+    def waic(self) -> criteria.WAIC:
+        """The widely applicable information criterion, like brms's ``waic`` (prefer :meth:`loo`,
+        whose Pareto k says when the approximation fails).
+
+        Returns
+        -------
+        WAIC
+            elpd_waic, its standard error, p_waic, waic and the pointwise elpd.
+        """
+        return criteria.waic(self.log_lik())
+
+    def bayes_R2(self, probs: tuple[float, ...] = (0.025, 0.975)) -> pd.DataFrame:  # noqa: N802 (brms's name)
+        """Bayesian R2 (Gelman et al. 2019), like brms's ``bayes_R2``: per draw, the variance of the
+        expected values over that plus the residual variance, summarized.
+
+        Parameters
+        ----------
+        probs : tuple of float, default (0.025, 0.975)
+            Quantiles to report.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row ``R2``: Estimate, Est.Error and the quantiles.
+        """
+        y = np.asarray(self.model.data_design.response.y, dtype=float)
+        return criteria.bayes_r2(y, self.posterior_epred(), probs)
+
+    def loo_R2(self, seed: int | None = None):  # noqa: N802 (brms's name)
+        """R2 of the leave-one-out predictions (arviz-stats' ``loo_r2``), like brms's ``loo_R2``.
+
+        Parameters
+        ----------
+        seed : int, optional
+            Seed of the predictive draws it uses.
+
+        Returns
+        -------
+        The estimate and its interval, as arviz-stats gives them.
+        """
+        import arviz_stats
+
+        data = self.to_arviz(log_likelihood=True, posterior_predictive=True, seed=seed)
+        return arviz_stats.loo_r2(data, "y")
 
     def _compute(
         self,

@@ -1,8 +1,8 @@
-"""Fit -> ArviZ InferenceData with the user's names as variables, dims and coords."""
+"""Fit -> ArviZ data (an ``xarray.DataTree`` made by arviz-base) with the user's names as variables,
+dims and coords."""
 
 from __future__ import annotations
 
-import arviz as az
 import numpy as np
 
 from . import results
@@ -18,11 +18,18 @@ _SAMPLE_STATS = {
 }
 
 
-def to_inference_data(fit) -> az.InferenceData:
+def to_inference_data(
+    fit, log_likelihood: bool = True, posterior_predictive: bool = True, predictions=None, seed=None
+):
     """posterior: each population-level coefficient (the real intercept), the family's own
     parameters (sigma, shape, ...),
     ``sd_<group>`` (dim ``<group>__term``), ``cor_<group>`` (dim ``<group>__pair``) and
-    ``r_<group>`` (dims ``<group>``, ``<group>__term``); sample_stats; observed_data."""
+    ``r_<group>`` (dims ``<group>``, ``<group>__term``); sample_stats; observed_data and
+    constant_data (the population-level design, dim ``obs``); log_likelihood and
+    posterior_predictive of the response ``y`` when asked; ``predictions`` ((draws, rows) and the rows'
+    labels) as the predictions group."""
+    import arviz_base
+
     spec = fit.model.design
     posterior: dict[str, np.ndarray] = dict(results.fixef_draws(spec, fit.posterior))
     coords: dict[str, list] = {}
@@ -52,16 +59,36 @@ def to_inference_data(fit) -> az.InferenceData:
         for old, new in _SAMPLE_STATS.items()
         if old in fit.sampler
     }
-    observed = fit.model._design.response.y
-    return az.from_dict(
-        posterior=posterior,
-        sample_stats=sample_stats,
-        observed_data={"y": observed},
-        coords={**coords, "obs": np.arange(len(observed))},
-        dims={**dims, "y": ["obs"]},
-        attrs={
-            "formula": fit.model.formula,
-            "family": str(fit.model.family),
-            "inference_library": "lmmformula",
-        },
+    design = fit.model.data_design
+    observed = design.response.y
+    n = len(observed)
+    shape = (fit.num_chains, fit.num_draws)
+    groups = {
+        "posterior": posterior,
+        "sample_stats": sample_stats,
+        "observed_data": {"y": observed},
+        "constant_data": {"X": design.X} if spec.fixed_columns else {},
+    }
+    dims |= {"y": ["obs"], "X": ["obs", "coefficient"]}
+    coords |= {"obs": np.arange(n), "coefficient": list(spec.fixed_columns)}
+    if log_likelihood:
+        groups["log_likelihood"] = {"y": fit.log_lik().reshape(shape + (n,))}
+    if posterior_predictive:
+        groups["posterior_predictive"] = {"y": fit.posterior_predict(seed=seed).reshape(shape + (n,))}
+    pred_dims, pred_coords = None, None
+    if predictions is not None:
+        draws, labels = predictions
+        groups["predictions"] = {"y": draws.reshape(shape + (draws.shape[1],))}
+        pred_dims = {"y": ["new_obs"]}
+        pred_coords = {"new_obs": list(labels)}
+    tree = arviz_base.from_dict(
+        {name: values for name, values in groups.items() if values},
+        coords=coords,
+        dims=dims,
+        pred_dims=pred_dims,
+        pred_coords=pred_coords,
     )
+    tree.attrs.update(
+        {"formula": fit.model.formula, "family": str(fit.model.family), "inference_library": "lmmformula"}
+    )
+    return tree

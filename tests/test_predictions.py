@@ -236,3 +236,64 @@ def test_coffee_predictions_agree_with_coef_and_the_fitting_rows(coffee_fit, cof
     fitted = coffee_fit.fitted()
     residual_sd = (coffee["y"].to_numpy() - fitted["Estimate"].to_numpy()).std()
     assert residual_sd == pytest.approx(coffee_fit.posterior["sigma"].mean(), rel=0.1)  # in-sample residuals
+
+
+# ------------------------------------------------------------------------- loo, waic, R2
+
+
+def narrow_fit(toy, formula="y ~ x + (1 | g)", seed=0):
+    """Hand-made draws near the data's least-squares answer (a well-behaved posterior for PSIS)."""
+    fit = handmade_fit(formula, toy, seed=seed)
+    rng = np.random.default_rng(seed + 10)
+    shape = (CHAINS, DRAWS)
+    x, y = toy["x"].to_numpy(), toy["y"].to_numpy()
+    slope = np.polyfit(x, y, 1)[0] if "x" in formula.split("~")[1] else 0.0
+    fit.posterior[names.INTERCEPT_AT_ZERO][...] = (y - slope * x).mean() + 0.05 * rng.normal(size=shape)
+    if fit.model.design.fixed_columns:
+        fit.posterior[names.SLOPES][...] = slope + 0.05 * rng.normal(size=shape + (1,))
+    fit.posterior["sigma"][...] = (y - slope * x).std() * (1 + 0.03 * rng.normal(size=shape))
+    fit.posterior["r_1"][...] = 0.02 * rng.normal(size=fit.posterior["r_1"].shape)
+    return fit
+
+
+def test_waic_by_hand(toy):
+    fit = narrow_fit(toy)
+    ll = fit.log_lik()
+    elpd = []
+    for i in range(ll.shape[1]):
+        column = ll[:, i]
+        lppd = np.log(np.mean(np.exp(column - column.max()))) + column.max()
+        elpd.append(lppd - np.var(column, ddof=1))
+    result = fit.waic()
+    assert result.elpd_waic == pytest.approx(sum(elpd))
+    assert result.se == pytest.approx(np.sqrt(len(elpd)) * np.std(elpd, ddof=1))
+    assert result.waic == pytest.approx(-2 * sum(elpd))
+    assert "elpd_waic" in str(result)
+
+
+def test_loo_agrees_with_waic_and_compare_prefers_the_better_model(toy):
+    good, flat_ = narrow_fit(toy), narrow_fit(toy, "y ~ 1 + (1 | g)")
+    result = good.loo()
+    assert result.elpd == pytest.approx(good.waic().elpd_waic, abs=0.5)  # a narrow posterior: the two agree
+    assert result.pareto_k.shape == (good.model.nobs,)
+    table = lf.loo_compare(good, without_x=flat_)
+    assert list(table.index) == ["model1", "without_x"]
+    assert table.loc["model1", "elpd_diff"] == 0.0 and table.loc["without_x", "elpd_diff"] < -10
+    assert table["weight"].sum() == pytest.approx(1.0)
+    with pytest.raises(lf.ArgumentError, match="two fits"):
+        lf.loo_compare(good)
+
+
+def test_loo_warns_counting_bad_pareto_k(toy):
+    fit = handmade_fit("y ~ x + (1 | g)", toy)  # random draws: the leave-one-out weights are wild
+    with pytest.warns(lf.ComparisonWarning, match=r"Pareto k above 0\.\d+ for \d+ of 240 observations"):
+        fit.loo()
+
+
+def test_bayes_r2_by_hand(slopes, toy):
+    epred = slopes.posterior_epred()
+    y = toy["y"].to_numpy()
+    r2 = [np.var(e, ddof=1) / (np.var(e, ddof=1) + np.var(y - e, ddof=1)) for e in epred]
+    table = slopes.bayes_R2()
+    assert table.loc["R2", "Estimate"] == pytest.approx(np.mean(r2))
+    assert table.loc["R2", "Q97.5"] == pytest.approx(np.quantile(r2, 0.975))

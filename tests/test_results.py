@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import arviz as az
 import numpy as np
 import pandas as pd
 import pytest
@@ -147,28 +146,22 @@ def test_summary_text_and_html(handmade):
 
 
 def test_arviz_round_trip(handmade):
-    idata = handmade.to_arviz()
-    post = idata.posterior
+    import arviz_stats
+
+    data = handmade.to_arviz()  # arviz-base's DataTree
+    post = data.posterior
     assert set(post.data_vars) >= {"Intercept", "x", "z", "sigma", "sd_g", "cor_g", "r_g", "sd_a", "r_a"}
     assert post["r_g"].dims == ("chain", "draw", "g", "g__term")
     assert list(post["sd_a"].coords["a__term"].values) == ["Intercept", "z"]
     np.testing.assert_array_equal(post["Intercept"].values, handmade.posterior[names.INTERCEPT_AT_ZERO])
-    assert "diverging" in idata.sample_stats and "y" in idata.observed_data
-    assert set(az.summary(idata, var_names=["x", "sigma"]).index) == {"x", "sigma"}
-
-
-def test_arviz_plots_work(handmade):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    idata = handmade.to_arviz()
-    axes = az.plot_trace(idata, var_names=["Intercept", "sd_g"])
-    assert axes.shape == (2, 2)  # one row per variable (sd_g compacts its terms)
-    axes = az.plot_forest(idata, var_names=["r_g"], combined=True)
-    assert "r_g" in " ".join(label.get_text() for label in axes[0].get_yticklabels())
-    plt.close("all")
+    assert "diverging" in data.sample_stats and "y" in data.observed_data
+    n = handmade.model.nobs
+    assert data.log_likelihood["y"].shape == (CHAINS, DRAWS, n)
+    np.testing.assert_allclose(data.log_likelihood["y"].values.reshape(-1, n), handmade.log_lik())
+    assert data.posterior_predictive["y"].shape == (CHAINS, DRAWS, n)
+    assert data.constant_data["X"].shape == (n, 2)
+    table = arviz_stats.summary(data, var_names=["x", "sigma"])
+    assert set(table.index) == {"x", "sigma"}
 
 
 def test_save_and_load(handmade, tmp_path):

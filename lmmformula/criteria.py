@@ -1,0 +1,136 @@
+"""After the fit: predictive accuracy and explained variance (brms's ``loo``, ``waic``, ``loo_compare``,
+``bayes_R2``, ``loo_R2``).
+
+PSIS-LOO and model comparison come from arviz-stats, on the pointwise log-likelihood of
+:meth:`Fit.log_lik`; WAIC and the Bayesian R2 are computed here from the same draws.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.special import logsumexp
+
+from .errors import ArgumentError, ComparisonWarning
+
+
+def loo(fit, pointwise: bool = False):
+    """PSIS-LOO of ``fit`` (arviz-stats' ``ELPDData``); warns naming how many rows have a large Pareto k."""
+    import arviz_stats
+
+    data = fit.to_arviz(log_likelihood=True, posterior_predictive=False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")
+        result = arviz_stats.loo(data, pointwise=True)
+    k = np.asarray(result.pareto_k).ravel()
+    bad = int((k > result.good_k).sum())
+    if bad:
+        warnings.warn(
+            f"loo: Pareto k above {result.good_k:.2f} for {bad} of {len(k)} observations (largest "
+            f"{k.max():.2f}); their leave-one-out estimates are unreliable and elpd_loo may be too high. "
+            "Check those observations (fit.loo(pointwise=True).pareto_k), or compare models by k-fold "
+            "cross-validation",
+            ComparisonWarning,
+            stacklevel=3,
+        )
+    if not pointwise:
+        result.elpd_i = None
+    return result
+
+
+@dataclass(frozen=True)
+class WAIC:
+    """The widely applicable information criterion, as brms's ``waic``: ``elpd_waic`` (larger is
+    better) and its standard error ``se``, the effective number of parameters ``p_waic`` (and its
+    ``se_p_waic``), ``waic`` = -2 * elpd_waic, and per observation its elpd (``pointwise``)."""
+
+    elpd_waic: float
+    se: float
+    p_waic: float
+    se_p_waic: float
+    waic: float
+    pointwise: np.ndarray
+
+    def __str__(self) -> str:
+        return (
+            f"Computed from the pointwise log-likelihood of {len(self.pointwise)} observations.\n\n"
+            f"          Estimate     SE\n"
+            f"elpd_waic {self.elpd_waic:9.2f} {self.se:6.2f}\n"
+            f"p_waic    {self.p_waic:9.2f} {self.se_p_waic:6.2f}\n"
+            f"waic      {self.waic:9.2f} {2 * self.se:6.2f}"
+        )
+
+
+def waic(log_lik: np.ndarray) -> WAIC:
+    """WAIC from a (draws, rows) pointwise log-likelihood (Watanabe 2010; Vehtari, Gelman & Gabry 2017)."""
+    log_lik = np.asarray(log_lik, dtype=float)
+    lppd = logsumexp(log_lik, axis=0) - np.log(log_lik.shape[0])
+    p_i = log_lik.var(axis=0, ddof=1)
+    elpd_i = lppd - p_i
+    root_n = np.sqrt(len(elpd_i))
+    se = float(root_n * elpd_i.std(ddof=1)) if len(elpd_i) > 1 else float("nan")
+    se_p = float(root_n * p_i.std(ddof=1)) if len(elpd_i) > 1 else float("nan")
+    return WAIC(float(elpd_i.sum()), se, float(p_i.sum()), se_p, float(-2 * elpd_i.sum()), elpd_i)
+
+
+def loo_compare(*fits, **named) -> pd.DataFrame:
+    """Compare fitted models by PSIS-LOO, as brms's ``loo_compare`` (with stacking weights).
+
+    Parameters
+    ----------
+    *fits : Fit
+        Fits to compare, named ``model1``, ``model2``, ... in the order given.
+    **named : Fit
+        Fits under names of your choice.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per model, best first: ``elpd_loo``, ``p_loo``, ``elpd_diff`` (to the best) and its
+        standard error ``se_diff``, ``se`` and the stacking ``weight``.
+    """
+    import arviz_stats
+
+    models = {f"model{i}": fit for i, fit in enumerate(fits, start=1)} | named
+    if len(models) < 2:
+        raise ArgumentError(f"loo_compare needs two fits or more, got {len(models)}")
+    sizes = {name: fit.model.nobs for name, fit in models.items()}
+    if len(set(sizes.values())) > 1:
+        raise ArgumentError(
+            f"loo_compare: the fits have different numbers of observations ({sizes}); compare models "
+            "fitted to the same rows"
+        )
+    results = {name: loo(fit, pointwise=True) for name, fit in models.items()}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")
+        warnings.filterwarnings("ignore", message="The inplace keyword")  # inside arviz-stats, pandas 3
+        table = arviz_stats.compare(results)
+    return pd.DataFrame(
+        {
+            "elpd_loo": table["elpd"],
+            "p_loo": table["p"],
+            "elpd_diff": -table["elpd_diff"].abs(),
+            "se_diff": table["dse"],
+            "se": table["se"],
+            "weight": table["weight"],
+        }
+    )
+
+
+def bayes_r2(y: np.ndarray, epred: np.ndarray, probs: tuple[float, ...]) -> pd.DataFrame:
+    """Bayesian R2 per draw (Gelman, Goodrich, Gabry & Vehtari 2019): var(epred) / (var(epred) +
+    var(y - epred)), summarized as brms's ``bayes_R2``."""
+    fitted_var = epred.var(axis=1, ddof=1)
+    residual_var = (y[None, :] - epred).var(axis=1, ddof=1)
+    r2 = fitted_var / (fitted_var + residual_var)
+    return _summary_row(r2, probs)
+
+
+def _summary_row(values: np.ndarray, probs: tuple[float, ...]) -> pd.DataFrame:
+    row = {"Estimate": values.mean(), "Est.Error": values.std(ddof=1)}
+    for prob in probs:
+        row[f"Q{100 * prob:g}"] = np.quantile(values, prob)
+    return pd.DataFrame(row, index=["R2"])
