@@ -19,6 +19,7 @@ import matplotlib
 matplotlib.use("Agg")  # write the figure to a file; no screen needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 import lmmformula as lf  # noqa: E402
 
@@ -131,6 +132,16 @@ def main() -> None:
     figure.tight_layout()
     figure.savefig(args.figure, dpi=110)
     print(f"\nwrote {args.figure}")
+
+    section("After the fit")
+    print("fitted values for team 1 at x = 0 and x = 1 (its coef intercept, and intercept + slope):")
+    print(fit.fitted(pd.DataFrame({"x": [0.0, 1.0], "group": ["1", "1"]})).round(2).to_string())
+    r2 = fit.bayes_R2().loc["R2", "Estimate"]
+    print(f"\nPSIS-LOO: elpd_loo {fit.loo().elpd:.1f}; Bayesian R2 {r2:.3f}")
+    check = fit.pp_check("dens_overlay", seed=1)
+    check_path = args.figure.with_name(args.figure.stem + "_pp_check.png")
+    check.savefig(check_path, dpi=110)
+    print(f"wrote {check_path} (posterior predictive check: y against 10 replicated data sets)")
 
 
 if __name__ == "__main__":

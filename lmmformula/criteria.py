@@ -16,29 +16,67 @@ from scipy.special import logsumexp
 
 from .errors import ArgumentError, ComparisonWarning
 
+#: At most this many (draw x row) log-likelihood values are held at once by :func:`loo` (64 MB).
+CHUNK_VALUES = 8_000_000
 
-def loo(fit, pointwise: bool = False):
-    """PSIS-LOO of ``fit`` (arviz-stats' ``ELPDData``); warns naming how many rows have a large Pareto k."""
+
+def loo(posterior, rows: int, log_lik, pointwise: bool = False, chunk_values: int = CHUNK_VALUES):
+    """PSIS-LOO (arviz-stats' ``loo``, its ``ELPDData``) over ``rows`` observations whose (draws, rows)
+    log-likelihood ``log_lik(start, stop)`` gives a block of rows at a time, so that large data never
+    hold the whole draws x rows matrix; ``posterior`` (the DataTree's posterior group) sets the relative
+    efficiency as arviz-stats does. The standard error is R loo's, sqrt(n) * sd(elpd_i). Warns naming how many
+    rows have a large Pareto k."""
     import arviz_stats
+    import xarray as xr
+    from arviz_stats.utils import ELPDData
 
-    data = fit.to_arviz(log_likelihood=True, posterior_predictive=False)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")
-        result = arviz_stats.loo(data, pointwise=True)
-    k = np.asarray(result.pareto_k).ravel()
-    bad = int((k > result.good_k).sum())
+    chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
+    samples = chains * draws
+    reff = 1.0
+    if chains > 1:
+        ess = posterior.azstats.ess(method="mean")
+        reff = float(np.hstack([ess[v].values.ravel() for v in ess.data_vars]).mean() / samples)
+    step = max(1, chunk_values // samples)
+    elpd_i, pareto_k, lppd = [], [], 0.0
+    for start in range(0, rows, step):
+        stop = min(rows, start + step)
+        values = np.asarray(log_lik(start, stop), dtype=float).reshape(chains, draws, stop - start)
+        block = xr.DataTree.from_dict(
+            {"log_likelihood": xr.Dataset({"y": (("chain", "draw", "obs"), values)})}
+        )
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")
+            part = arviz_stats.loo(block, pointwise=True, reff=reff)
+        elpd_i.append(np.asarray(part.elpd_i).ravel())
+        pareto_k.append(np.asarray(part.pareto_k).ravel())
+        lppd += float((logsumexp(values.reshape(samples, -1), axis=0) - np.log(samples)).sum())
+    elpd_i_all, k = np.concatenate(elpd_i), np.concatenate(pareto_k)
+    good_k = min(1 - 1 / np.log10(samples), 0.7)
+    elpd = float(elpd_i_all.sum())
+    bad = int((k > good_k).sum())
     if bad:
         warnings.warn(
-            f"loo: Pareto k above {result.good_k:.2f} for {bad} of {len(k)} observations (largest "
+            f"loo: Pareto k above {good_k:.2f} for {bad} of {len(k)} observations (largest "
             f"{k.max():.2f}); their leave-one-out estimates are unreliable and elpd_loo may be too high. "
             "Check those observations (fit.loo(pointwise=True).pareto_k), or compare models by k-fold "
             "cross-validation",
             ComparisonWarning,
             stacklevel=3,
         )
-    if not pointwise:
-        result.elpd_i = None
-    return result
+    obs = {"obs": np.arange(rows)}
+    return ELPDData(
+        kind="loo",
+        elpd=elpd,
+        se=float(np.sqrt(rows) * elpd_i_all.std(ddof=1)) if rows > 1 else float("nan"),
+        p=lppd - elpd,
+        n_samples=samples,
+        n_data_points=rows,
+        scale="log",
+        warning=bool(bad),
+        good_k=good_k,
+        elpd_i=xr.DataArray(elpd_i_all, dims="obs", coords=obs) if pointwise else None,
+        pareto_k=xr.DataArray(k, dims="obs", coords=obs),
+    )
 
 
 @dataclass(frozen=True)
@@ -103,7 +141,7 @@ def loo_compare(*fits, **named) -> pd.DataFrame:
             f"loo_compare: the fits have different numbers of observations ({sizes}); compare models "
             "fitted to the same rows"
         )
-    results = {name: loo(fit, pointwise=True) for name, fit in models.items()}
+    results = {name: fit.loo(pointwise=True) for name, fit in models.items()}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")
         warnings.filterwarnings("ignore", message="The inplace keyword")  # inside arviz-stats, pandas 3

@@ -151,6 +151,9 @@ class Design:
     J: tuple[np.ndarray, ...]
     n_dropped: int = 0
     offset: np.ndarray | None = None  # added to the linear predictor (offset(...) terms)
+    frame: pd.DataFrame | None = (
+        None  # the columns used, rows complete (a reference grid's ranges and levels)
+    )
 
     @property
     def n(self) -> int:
@@ -211,6 +214,7 @@ def build_design(formula: FormulaSpec, family: Family, data: pd.DataFrame) -> De
         J=tuple(codes[block.factor.columns] for block in blocks),
         n_dropped=int((~complete).sum()),
         offset=offset,
+        frame=frame,
     )
     _check_group_sizes(design)
     return design
@@ -862,6 +866,24 @@ class NewDesign:
     def n(self) -> int:
         return len(self.X)
 
+    def take(self, rows: slice) -> NewDesign:
+        """The design of rows ``rows`` only."""
+
+        def cut(values):
+            return None if values is None else values[rows]
+
+        return NewDesign(
+            X=self.X[rows],
+            Z=tuple(cut(z) for z in self.Z),
+            J=tuple(cut(j) for j in self.J),
+            labels=tuple(cut(label) for label in self.labels),
+            offset=cut(self.offset),
+            y=cut(self.y),
+            trials=cut(self.trials),
+            weights=cut(self.weights),
+            kept=self.kept,
+        )
+
 
 def fitted_new_design(design: Design) -> NewDesign:
     """The fitting data's design in the form predictions take."""
@@ -922,15 +944,20 @@ def new_design(spec: DesignSpec, data, blocks: tuple[bool, ...]) -> NewDesign:
         offset = np.sum(parts, axis=0)
     y = trials = weights = None
     if all(_has_columns(e, frame) for e in formula.response):
-        response = make_response(
-            spec.family,
-            _response_columns(formula, frame, spec.family),
-            trials=_present_addition(formula.trials, "trials", frame),
-            weights=_present_addition(formula.weights, "weights", frame),
-        )
-        y, trials, weights = response.y, response.trials, response.weights
-    elif _has_columns(formula.trials, frame):
+        # the response as it is (no fitting checks: one row, or a constant one, is a fine thing to predict)
+        columns = list(_response_columns(formula, frame, spec.family).values())
+        y = np.asarray(columns[0], dtype=float)
+        if len(columns) == 2:  # cbind(successes, failures)
+            trials = y + np.asarray(columns[1], dtype=float)
+    if trials is None and _has_columns(formula.trials, frame):
         trials = _addition(formula.trials, "trials", frame)[1]
+    if _has_columns(formula.weights, frame):
+        weights = _addition(formula.weights, "weights", frame)[1]
+    if trials is not None:
+        trials = np.asarray(trials, dtype=float)
+        if not (np.isfinite(trials).all() and (trials >= 0).all() and (trials == np.round(trials)).all()):
+            raise DataError("binomial trials in newdata must be whole numbers >= 0")
+        trials = trials.astype(np.int64)
     return NewDesign(X, tuple(Z), tuple(J), tuple(labels), offset, y, trials, weights, complete)
 
 
@@ -947,10 +974,6 @@ def _optional_columns(formula: FormulaSpec, data: pd.DataFrame) -> list[str]:
             continue  # not in these data
         columns.extend(names)
     return columns
-
-
-def _present_addition(expression: str | None, name: str, frame: pd.DataFrame):
-    return _addition(expression, name, frame) if _has_columns(expression, frame) else None
 
 
 def _has_columns(expression: str | None, frame: pd.DataFrame) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -10,11 +11,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from . import __version__, criteria, predictions, results
+from . import __version__, criteria, plots, predictions, results
 from .design import fitted_new_design, new_design
 from .draws import Draws
 from .engines.base import SamplerSettings
-from .errors import ArgumentError
+from .errors import ArgumentError, DesignWarning
 from .summary import Summary
 
 if TYPE_CHECKING:
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from .model import Model
 
 _FORMAT = "lmmformula-fit"
+#: to_arviz adds the (draws x rows) log_likelihood and posterior_predictive groups by default up to this size.
+PER_ROW_GROUP_LIMIT = 25_000_000
 
 
 @dataclass(eq=False)
@@ -217,8 +220,8 @@ class Fit:
 
     def to_arviz(
         self,
-        log_likelihood: bool = True,
-        posterior_predictive: bool = True,
+        log_likelihood: bool | None = None,
+        posterior_predictive: bool | None = None,
         newdata: pd.DataFrame | None = None,
         seed: int | None = None,
     ) -> DataTree:
@@ -226,10 +229,13 @@ class Fit:
 
         Parameters
         ----------
-        log_likelihood : bool, default True
-            Add the log_likelihood group (``y``, dim ``obs``): :meth:`log_lik`.
-        posterior_predictive : bool, default True
-            Add the posterior_predictive group (``y``): :meth:`posterior_predict`.
+        log_likelihood : bool, optional
+            Add the log_likelihood group (``y``, dim ``obs``): :meth:`log_lik`. By default when
+            draws x rows is at most 25 million (200 MB); larger data leave it out with a
+            :class:`DesignWarning` unless you pass True.
+        posterior_predictive : bool, optional
+            Add the posterior_predictive group (``y``): :meth:`posterior_predict`; default as
+            ``log_likelihood``.
         newdata : pandas.DataFrame, optional
             Add the predictions group (``y``, dim ``new_obs``, labelled by newdata's index).
         seed : int, optional
@@ -244,6 +250,25 @@ class Fit:
         """
         from .inference_data import to_inference_data
 
+        size = self.num_chains * self.num_draws * self.model.nobs
+        if (log_likelihood is None or posterior_predictive is None) and size > PER_ROW_GROUP_LIMIT:
+            left = [
+                n
+                for n, v in (
+                    ("log_likelihood", log_likelihood),
+                    ("posterior_predictive", posterior_predictive),
+                )
+                if v is None
+            ]
+            warnings.warn(
+                f"to_arviz: left out {' and '.join(left)} ({size / 1e6:.0f} million values, "
+                f"{size * 8 / 1e9:.1f} GB each); pass {left[0]}=True to include them",
+                DesignWarning,
+                stacklevel=2,
+            )
+        small = size <= PER_ROW_GROUP_LIMIT
+        log_likelihood = small if log_likelihood is None else log_likelihood
+        posterior_predictive = small if posterior_predictive is None else posterior_predictive
         predictions_ = None
         if newdata is not None:
             draws, rows = self._compute("predict", newdata, seed=seed)
@@ -371,7 +396,13 @@ class Fit:
             ``elpd`` (elpd_loo), ``se``, ``p`` (p_loo), ``pareto_k``; printing it gives loo's table.
             Observations whose Pareto k is too large are counted in a :class:`ComparisonWarning`.
         """
-        return criteria.loo(self, pointwise)
+        posterior = self.to_arviz(log_likelihood=False, posterior_predictive=False).posterior
+        return criteria.loo(
+            posterior,
+            self.model.nobs,
+            lambda start, stop: self._compute("log_lik", None, rows=slice(start, stop))[0],
+            pointwise,
+        )
 
     def waic(self) -> criteria.WAIC:
         """The widely applicable information criterion, like brms's ``waic`` (prefer :meth:`loo`,
@@ -418,6 +449,96 @@ class Fit:
         data = self.to_arviz(log_likelihood=True, posterior_predictive=True, seed=seed)
         return arviz_stats.loo_r2(data, "y")
 
+    def pp_check(
+        self, type: str = "dens_overlay", ndraws: int | None = None, stat="mean", seed: int | None = None
+    ):  # noqa: A002 (brms's name)
+        """A posterior predictive check, like brms's ``pp_check``: the response against replicates.
+
+        Parameters
+        ----------
+        type : {"dens_overlay", "hist", "ecdf", "rootogram", "bars", "loo_pit", "stat"}
+            Default "dens_overlay". Densities, histograms or ECDFs of y and of replicated data
+            sets; for counts, 0/1 and ordinal responses a hanging rootogram or bars of the
+            frequency of each value with the replicates' 90 % intervals; the ECDF of the LOO
+            probability integral transform against the uniform; or a statistic of the replicates
+            against that of y.
+        ndraws : int, optional
+            Replicates drawn (default 10 for dens_overlay and ecdf, 8 for hist, all draws otherwise).
+        stat : str or callable, default "mean"
+            The statistic of ``type="stat"``: "mean", "median", "sd", "min", "max", or a function
+            called with ``axis=1`` on the replicates.
+        seed : int, optional
+            Seed of the replicates.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
+        plots.check_type(type, self.model.family)
+        if ndraws is None:
+            ndraws = {"dens_overlay": 10, "ecdf": 10, "hist": 8}.get(type)
+        y = np.asarray(self.model.data_design.response.y, dtype=float)
+        pit = None
+        if type == "loo_pit":
+            import arviz_stats
+
+            data = self.to_arviz(log_likelihood=True, posterior_predictive=True, seed=seed)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")
+                pit = np.asarray(arviz_stats.loo_pit(data)["y"])
+            yrep = None
+        else:
+            yrep = np.asarray(self.posterior_predict(ndraws=ndraws, seed=seed), dtype=float)
+        return plots.pp_check(y, yrep, type, plots.is_discrete(self.model.family), pit=pit, stat=stat)
+
+    def conditional_effects(
+        self,
+        effect: str,
+        re_formula=np.nan,
+        prob: float = 0.95,
+        resolution: int = 100,
+        seed: int | None = None,
+    ) -> ConditionalEffect:
+        """How the expected response changes with one predictor, or two (``"x:f"``), like brms's
+        ``conditional_effects``: the other predictors at their means (numbers) or first levels
+        (categories), binomial trials at 1.
+
+        Parameters
+        ----------
+        effect : str
+            A predictor (``"x"``), or two joined by ``:`` (``"x:f"``: one line per level of f).
+        re_formula : default NA
+            Group-level terms to include (as :meth:`posterior_linpred`; brms's default, none).
+        prob : float, default 0.95
+            Probability mass of the credible band.
+        resolution : int, default 100
+            Points along a numeric predictor.
+        seed : int, optional
+            Seed of the random choices (new levels when group terms are included).
+
+        Returns
+        -------
+        ConditionalEffect
+            ``data`` (the grid with ``estimate__`` (posterior median), ``lower__``, ``upper__``) and
+            ``figure``.
+        """
+        names_ = [part.strip() for part in str(effect).split(":")]
+        if not 1 <= len(names_) <= 2 or not all(names_):
+            raise ArgumentError(
+                f"effect must name one predictor or two joined by ':' ('x' or 'x:f'); got {effect!r}"
+            )
+        if not 0 < prob < 1:
+            raise ArgumentError(f"prob must be between 0 and 1, got {prob!r}")
+        design = self.model.data_design
+        grid = predictions.reference_grid(design.frame, self.model.design, names_, int(resolution))
+        draws = self.posterior_epred(grid, re_formula=re_formula, seed=seed, allow_new_levels=True)
+        table = grid[names_].copy()
+        table["estimate__"] = np.median(draws, axis=0)
+        table["lower__"] = np.quantile(draws, (1 - prob) / 2, axis=0)
+        table["upper__"] = np.quantile(draws, (1 + prob) / 2, axis=0)
+        response = " ".join(self.model.design.formula.response)
+        return ConditionalEffect(table, plots.conditional_effects(table, names_, response))
+
     def _compute(
         self,
         what: str,
@@ -427,9 +548,10 @@ class Fit:
         allow_new_levels=False,
         sample_new_levels="uncertainty",
         seed=None,
+        rows: slice | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """``what`` ("eta", "mu", "epred", "predict", "log_lik") as (draws, rows), and which rows of
-        ``newdata`` were used."""
+        ``newdata`` were used (``rows``: only those of the design)."""
         spec = self.model.design
         if sample_new_levels not in predictions.NEW_LEVEL_STRATEGIES:
             raise ArgumentError(
@@ -441,6 +563,8 @@ class Fit:
             design = fitted_new_design(self.model.data_design)
         else:
             design = new_design(spec, newdata, tuple(any(row) for row in keep))
+        if rows is not None:
+            design = design.take(rows)
         draws_seed, levels_seed, predict_seed = np.random.SeedSequence(seed).spawn(3)
         chosen = predictions.choose_draws(predictions.draw_count(self.posterior), ndraws, draws_seed)
         request = predictions.Request(keep, bool(allow_new_levels), sample_new_levels, chosen, levels_seed)
@@ -479,6 +603,21 @@ class Fit:
             f"<lmmformula.Fit {self.model.formula!r}: {self.num_chains} chains x {self.num_draws} draws "
             f"({self.backend}), {status}>"
         )
+
+
+@dataclass(frozen=True, eq=False)
+class ConditionalEffect:
+    """A conditional effect (:meth:`Fit.conditional_effects`): the grid with ``estimate__``,
+    ``lower__`` and ``upper__``, and its matplotlib figure.
+
+    Attributes
+    ----------
+    data : pandas.DataFrame
+    figure : matplotlib.figure.Figure
+    """
+
+    data: pd.DataFrame
+    figure: object
 
 
 def load(path: str | Path) -> Fit:

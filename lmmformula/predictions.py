@@ -283,3 +283,60 @@ def _chunks(draws: int, rows: int):
     step = max(1, CHUNK_VALUES // max(rows, 1))
     for start in range(0, draws, step):
         yield start, min(draws, start + step)
+
+
+# ---------------------------------------------------------------------------- conditional effects
+
+
+def reference_grid(
+    frame: pd.DataFrame, spec: DesignSpec, effects: list[str], resolution: int
+) -> pd.DataFrame:
+    """Rows that vary the ``effects`` columns (numbers over their range, categories over their levels)
+    and hold every other column at its mean (numbers) or first level (categories), as brms's
+    ``conditional_effects``; binomial trials are 1 (effects on the probability scale)."""
+    for name in effects:
+        if name not in frame.columns or name in spec.formula.response:
+            usable = [c for c in frame.columns if c not in spec.formula.response]
+            raise ArgumentError(
+                f"conditional_effects: {name!r} is not a predictor of the model; its predictors are "
+                f"{', '.join(usable)}"
+            )
+    axes = []
+    for name in effects:
+        values = frame[name]
+        if _numeric(values):
+            axes.append(np.linspace(values.min(), values.max(), resolution))
+        else:
+            axes.append(np.asarray(_levels(values), dtype=object))
+    mesh = np.meshgrid(*axes, indexing="ij")
+    grid = pd.DataFrame({name: values.ravel() for name, values in zip(effects, mesh)})
+    grouping = {column for block in spec.blocks for column in block.factor.columns}
+    for name in frame.columns:
+        if name in effects:
+            continue
+        values = frame[name]
+        held = values.mean() if _numeric(values) and name not in grouping else _levels(values)[0]
+        grid[name] = held
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            grid[name] = pd.Categorical(
+                grid[name], categories=values.cat.categories, ordered=values.cat.ordered
+            )
+    for name in effects:
+        values = frame[name]
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            grid[name] = pd.Categorical(
+                grid[name], categories=values.cat.categories, ordered=values.cat.ordered
+            )
+    if spec.formula.trials in grid.columns:
+        grid[spec.formula.trials] = 1.0
+    return grid
+
+
+def _numeric(values: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+
+
+def _levels(values: pd.Series) -> list:
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return list(values.cat.categories)
+    return sorted(pd.unique(values.dropna()), key=str)

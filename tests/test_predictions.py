@@ -175,6 +175,8 @@ def test_new_data_checks(slopes, toy):
     pd.testing.assert_frame_equal(holes, before)  # nothing the user passed is changed
     with pytest.raises(lf.DataError, match="response"):
         slopes.log_lik(toy[["x", "f", "g"]])
+    one = slopes.log_lik(toy.iloc[[4]])  # one row (a constant response) is fine to predict
+    assert one[:, 0] == pytest.approx(slopes.log_lik()[:, 4])
 
 
 @pytest.mark.parametrize("name", sorted(FAMILIES))
@@ -297,3 +299,109 @@ def test_bayes_r2_by_hand(slopes, toy):
     table = slopes.bayes_R2()
     assert table.loc["R2", "Estimate"] == pytest.approx(np.mean(r2))
     assert table.loc["R2", "Q97.5"] == pytest.approx(np.quantile(r2, 0.975))
+
+
+# ------------------------------------------------------------------------------------ pp_check
+
+
+@pytest.fixture(scope="module")
+def counts(toy):
+    return handmade_fit("count ~ x + (1 | g)", toy, family="poisson", seed=2)
+
+
+@pytest.mark.parametrize("kind", ["dens_overlay", "hist", "ecdf", "stat", "loo_pit"])
+def test_pp_check_draws_every_continuous_type(slopes, kind):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with __import__("warnings").catch_warnings():
+        __import__("warnings").simplefilter("ignore", lf.ComparisonWarning)
+        figure = slopes.pp_check(kind, seed=1)
+    ax = figure.axes[0]
+    if kind == "dens_overlay":
+        assert len(ax.lines) == 11  # 10 replicates and y
+    if kind == "hist":
+        assert len(figure.axes) == 9 and [a.get_title() for a in figure.axes][:2] == ["y", "yrep 1"]
+    if kind == "stat":
+        assert ax.lines[0].get_xdata()[0] == pytest.approx(slopes.model.data_design.response.y.mean())
+    plt.close("all")
+
+
+def test_pp_check_bars_count_the_observed_values(counts, toy):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure = counts.pp_check("bars", seed=1)
+    heights = {round(p.get_x() + p.get_width() / 2): p.get_height() for p in figure.axes[0].patches}
+    observed = toy["count"].value_counts()
+    for value, count in observed.items():
+        assert heights[int(value)] == count
+    figure = counts.pp_check("rootogram", seed=1)
+    assert figure.axes[0].get_ylabel() == "sqrt(frequency)"
+    with pytest.raises(lf.ArgumentError, match="continuous"):
+        handmade_fit("y ~ x + (1 | g)", toy).pp_check("rootogram")
+    with pytest.raises(lf.ArgumentError, match="pp_check type"):
+        counts.pp_check("violin")
+    plt.close("all")
+
+
+def test_conditional_effects_by_hand(slopes, toy):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    effect = slopes.conditional_effects("x", resolution=5)
+    grid = np.linspace(toy["x"].min(), toy["x"].max(), 5)
+    b0, b = flat(slopes, names.INTERCEPT_AT_ZERO), flat(slopes, names.SLOPES)
+    x_column = list(slopes.model.design.fixed_columns).index("x")
+    expected = b0[:, None] + b[:, [x_column]] * grid  # f at its first level "hi" (the reference), no groups
+    np.testing.assert_allclose(effect.data["x"], grid)
+    np.testing.assert_allclose(effect.data["estimate__"], np.median(expected, axis=0))
+    np.testing.assert_allclose(effect.data["upper__"], np.quantile(expected, 0.975, axis=0))
+    both = slopes.conditional_effects("x:f", resolution=4)
+    assert len(both.data) == 12 and len(both.figure.axes[0].lines) == 3
+    mid = both.data[both.data["f"] == "mid"]
+    f_mid = list(slopes.model.design.fixed_columns).index("f[T.mid]")
+    by_hand = b0[:, None] + b[:, [x_column]] * mid["x"].to_numpy() + b[:, [f_mid]]
+    np.testing.assert_allclose(mid["estimate__"], np.median(by_hand, axis=0))
+    levels = slopes.conditional_effects("f")
+    assert list(levels.data["f"]) == ["hi", "lo", "mid"]
+    with pytest.raises(lf.ArgumentError, match="not a predictor"):
+        slopes.conditional_effects("w")
+    plt.close("all")
+
+
+def test_loo_in_blocks_of_rows_is_arviz_loo_on_the_whole(toy):
+    """fit.loo holds a block of rows at a time; the result is arviz-stats' loo of the whole matrix."""
+    import arviz_stats
+
+    from lmmformula import criteria
+
+    fit = narrow_fit(toy)
+    whole = arviz_stats.loo(fit.to_arviz(posterior_predictive=False), pointwise=True)
+    posterior = fit.to_arviz(log_likelihood=False, posterior_predictive=False).posterior
+    ll = fit.log_lik()
+    blocks = criteria.loo(
+        posterior, fit.model.nobs, lambda a, b: ll[:, a:b], pointwise=True, chunk_values=7 * 200
+    )
+    assert blocks.elpd == pytest.approx(whole.elpd)
+    elpd_i = np.asarray(whole.elpd_i).ravel()  # se as R's loo: sqrt(n) * sd (arviz-stats: ddof 0)
+    assert blocks.se == pytest.approx(np.sqrt(len(elpd_i)) * elpd_i.std(ddof=1))
+    assert blocks.p == pytest.approx(whole.p)
+    np.testing.assert_allclose(np.asarray(blocks.pareto_k), np.asarray(whole.pareto_k).ravel())
+    assert "elpd_loo" in str(blocks)
+
+
+def test_to_arviz_leaves_out_per_row_groups_of_large_data(slopes, monkeypatch):
+    from lmmformula import fit as fit_module
+
+    monkeypatch.setattr(fit_module, "PER_ROW_GROUP_LIMIT", 1000)
+    with pytest.warns(lf.DesignWarning, match="left out log_likelihood and posterior_predictive"):
+        data = slopes.to_arviz()
+    assert "log_likelihood" not in data.children and "posterior" in data.children
+    assert "log_likelihood" in slopes.to_arviz(log_likelihood=True, posterior_predictive=False).children
