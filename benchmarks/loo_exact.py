@@ -72,7 +72,8 @@ def main() -> None:
         started = time.perf_counter()
         data = simulate(family, args.rows, args.groups, seed=7)
         model = lf.Model(formula, data, family=family)
-        priors = {name: str(prior.prior) for name, prior in model.priors.items()}
+        used = model.design.parameter_classes
+        priors = {name: str(prior.prior) for name, prior in model.priors.items() if used.get(name)}
         full = model.fit(**settings)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", lf.ComparisonWarning)
