@@ -31,7 +31,9 @@ def test_coffee_example_runs(tmp_path, coffee_fit):  # coffee_fit: the program i
     assert "Multilevel Hyperparameters:" in out and "No divergences" in out
     assert len(re.findall(r"simulated (10|1) \(inside the 95% interval\)", out)) == 2
     assert figure.stat().st_size > 10_000
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["coffee.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["coffee.png", "coffee_pp_check.png"]
+    assert (tmp_path / "coffee_pp_check.png").stat().st_size > 10_000
+    assert re.search(r"PSIS-LOO: elpd_loo -\d+\.\d; Bayesian R2 0\.9\d\d", out)
 
 
 @pytest.mark.slow
