@@ -405,3 +405,10 @@ def test_to_arviz_leaves_out_per_row_groups_of_large_data(slopes, monkeypatch):
         data = slopes.to_arviz()
     assert "log_likelihood" not in data.children and "posterior" in data.children
     assert "log_likelihood" in slopes.to_arviz(log_likelihood=True, posterior_predictive=False).children
+
+
+def test_stateful_transforms_reuse_the_fitting_state(toy):
+    """center(x) and scale(z) keep the fitting data's mean and sd: a few rows predict as among all rows."""
+    fit = handmade_fit("y ~ center(x) + scale(z) + (1 | g)", toy)
+    rows = toy.iloc[[3, 7, 11]]
+    np.testing.assert_allclose(fit.posterior_linpred(rows), fit.posterior_linpred()[:, [3, 7, 11]])
