@@ -44,12 +44,6 @@ class BlockCode:
         """The block's Stan names (:mod:`lmmformula.names`)."""
         return names.block(self.index)
 
-    @property
-    def stacked_effects(self) -> str:
-        """The block's effects as one vector, column by column: its part of what the sparse
-        group-level design multiplies."""
-        return f"to_vector({self.names.effects})"
-
 
 def comment_safe(text: object) -> str:
     """``text`` made safe for a ``//`` or ``/* */`` comment of the program.
@@ -137,7 +131,9 @@ def render_code(
             swept_blocks=[block for block in blocks if block.sweep],
             swept=names.SWEPT,
             csr=names.SPARSE,
-            sparse_sum=sums_sparsely(spec),
+            sparse=sparse_sum(
+                spec, blocks, names.INTERCEPT_LOCAL if any(b.sweep for b in blocks) else names.INTERCEPT
+            ),
             intercept_local=names.INTERCEPT_LOCAL,
             priors=used_priors(design, priors),
             prior_for=priors,
@@ -213,6 +209,42 @@ def level_center_map(design: Design, block: int, names_: tuple[str, ...]) -> np.
     for name in names_:
         values[J, spec.center_names.index(name)] = design.X[:, spec.fixed_columns.index(name)]
     return values
+
+
+@dataclass(frozen=True)
+class SparseSum:
+    """How the program's one sparse product lays out the intercept and the group-level part.
+
+    The intercept rides on the first block's intercepts when that block has them (``folded``);
+    else, when the linear predictor has an intercept, it has a column of its own
+    (``intercept_column``). ``coefficients`` is the Stan vector the sparse matrix multiplies:
+    the intercept, then each block's effects column by column (``to_vector(r_i)``).
+    """
+
+    intercept_column: bool
+    folded: bool
+    coefficients: str
+
+
+def sparse_sum(spec: DesignSpec, blocks: list[BlockCode], intercept: str) -> SparseSum | None:
+    """The program's sparse product (None: the linear predictor is gathered, :func:`sums_sparsely`);
+    ``intercept`` is the Stan name of the intercept at the means of the predictors."""
+    if not sums_sparsely(spec):
+        return None
+    in_mu = spec.has_intercept and not spec.family.ordinal
+    folded = in_mu and blocks[0].intercept_first
+    parts = [f"to_vector({block.names.effects})" for block in blocks]
+    if folded:
+        first = blocks[0].names
+        parts[0] = f"{intercept} + {first.effects}[:, 1]"
+        if blocks[0].n_columns > 1:
+            parts[0] = f"append_row({parts[0]}, to_vector({first.effects}[:, 2:{first.columns}]))"
+    elif in_mu:
+        parts.insert(0, intercept)
+    coefficients = parts[-1]
+    for part in reversed(parts[:-1]):
+        coefficients = f"append_row({part}, {coefficients})"
+    return SparseSum(intercept_column=in_mu and not folded, folded=folded, coefficients=coefficients)
 
 
 def sums_sparsely(spec: DesignSpec) -> bool:
