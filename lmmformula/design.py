@@ -60,15 +60,18 @@ class GroupFactor:
             labels = labels + ":" + part
         return labels
 
+    def positions(self, data: pd.DataFrame) -> np.ndarray:
+        """0-based level index of each row, -1 for a level not among ``levels``."""
+        lookup = pd.Series(np.arange(len(self.levels)), index=pd.Index(self.levels))
+        return self.labels(data).map(lookup).fillna(-1).to_numpy(dtype=np.int64)
+
     def codes(self, data: pd.DataFrame) -> np.ndarray:
         """1-based level index of each row; unseen levels raise DataError."""
-        labels = self.labels(data)
-        lookup = pd.Series(np.arange(1, len(self.levels) + 1), index=pd.Index(self.levels))
-        codes = labels.map(lookup)
-        if codes.isna().any():
-            unseen = sorted(set(labels[codes.isna()]))[:5]
+        positions = self.positions(data)
+        if (positions < 0).any():
+            unseen = sorted(set(self.labels(data)[positions < 0]))[:5]
             raise DataError(f"grouping factor {self.name!r} has levels not seen in fitting: {unseen}")
-        return codes.to_numpy(dtype=np.int64)
+        return positions + 1
 
 
 @dataclass(frozen=True)
@@ -921,10 +924,12 @@ def new_design(spec: DesignSpec, data, blocks: tuple[bool, ...]) -> NewDesign:
     grouping = {name for block in used_blocks for name in block.factor.columns}
     for name in sorted(grouping):
         _check_column(name, data, text)
-    extra = _optional_columns(formula, data)
-    used = list(dict.fromkeys(predictors + sorted(grouping) + extra))
+    # the response and weights only when present (log_lik needs them); trials are needed like predictors
+    present = _present_columns(formula, data)
+    needed = list(dict.fromkeys(predictors + sorted(grouping) + present.get(formula.trials, [])))
+    used = list(dict.fromkeys(needed + [c for columns in present.values() for c in columns]))
     frame = _clean_columns(data[used], formula, grouping)
-    complete = _complete_rows(frame, used) if used else np.ones(len(frame), dtype=bool)
+    complete = _complete_rows(frame, needed) if needed else np.ones(len(frame), dtype=bool)
     frame = frame.loc[complete].reset_index(drop=True)
     X = _evaluate_new(spec.fixed_spec, frame, f"fixed part {formula.fixed!r}")
     X = X[:, 1:] if spec.has_intercept else X
@@ -934,24 +939,23 @@ def new_design(spec: DesignSpec, data, blocks: tuple[bool, ...]) -> NewDesign:
             Z.append(None), J.append(None), labels.append(None)
             continue
         Z.append(np.hstack([_evaluate_new(s, frame, src) for s, src in zip(block.specs, block.sources)]))
-        row_labels = block.factor.labels(frame)
-        lookup = pd.Series(np.arange(len(block.factor.levels)), index=pd.Index(block.factor.levels))
-        J.append(row_labels.map(lookup).fillna(-1).to_numpy(dtype=np.int64))
-        labels.append(row_labels.to_numpy(dtype=object))
+        J.append(block.factor.positions(frame))
+        labels.append(block.factor.labels(frame).to_numpy(dtype=object))
     offset = None
     if spec.offset_specs:
         parts = [_evaluate_new(s, frame, "offset")[:, 0] for s in spec.offset_specs]
         offset = np.sum(parts, axis=0)
     y = trials = weights = None
-    if all(_has_columns(e, frame) for e in formula.response):
+    has_response = all(e in present for e in formula.response)
+    if has_response and frame[_flat(present, formula.response)].notna().all(axis=None):
         # the response as it is (no fitting checks: one row, or a constant one, is a fine thing to predict)
         columns = list(_response_columns(formula, frame, spec.family).values())
         y = np.asarray(columns[0], dtype=float)
         if len(columns) == 2:  # cbind(successes, failures)
             trials = y + np.asarray(columns[1], dtype=float)
-    if trials is None and _has_columns(formula.trials, frame):
+    if trials is None and formula.trials in present:
         trials = _addition(formula.trials, "trials", frame)[1]
-    if _has_columns(formula.weights, frame):
+    if formula.weights in present and frame[present[formula.weights]].notna().all(axis=None):
         weights = _addition(formula.weights, "weights", frame)[1]
     if trials is not None:
         trials = np.asarray(trials, dtype=float)
@@ -961,30 +965,23 @@ def new_design(spec: DesignSpec, data, blocks: tuple[bool, ...]) -> NewDesign:
     return NewDesign(X, tuple(Z), tuple(J), tuple(labels), offset, y, trials, weights, complete)
 
 
-def _optional_columns(formula: FormulaSpec, data: pd.DataFrame) -> list[str]:
-    """Columns of the response, trials and weights that ``data`` has (predictions work without them)."""
-    columns: list[str] = []
+def _present_columns(formula: FormulaSpec, data: pd.DataFrame) -> dict[str, list[str]]:
+    """Of the response, trials and weights expressions, those whose columns ``data`` has, with the
+    columns (predictions work without them)."""
+    present: dict[str, list[str]] = {}
     for expression in (*formula.response, formula.trials, formula.weights):
         if expression is None:
             continue
         wrapped = f"`{expression}`" if expression in data.columns else f"I({expression})"
         try:
-            names = _expression_columns(wrapped, data, formula.formula)
+            present[expression] = _expression_columns(wrapped, data, formula.formula)
         except FormulaError:
             continue  # not in these data
-        columns.extend(names)
-    return columns
+    return present
 
 
-def _has_columns(expression: str | None, frame: pd.DataFrame) -> bool:
-    if expression is None:
-        return False
-    if expression in frame.columns:
-        return True
-    try:
-        return all(name in frame.columns for name in _expression_columns(f"I({expression})", frame, ""))
-    except FormulaError:
-        return False
+def _flat(present: dict[str, list[str]], expressions) -> list[str]:
+    return [column for expression in expressions for column in present[expression]]
 
 
 _OUTSIDE_LEVELS = re.compile(r"outside of the nominated levels.*?: (\{.*?\})")
@@ -997,17 +994,19 @@ def _evaluate_new(spec: ModelSpec, frame: pd.DataFrame, what: str) -> np.ndarray
         matrix = _evaluate(spec, frame, what)
     for warning in caught:
         found = _OUTSIDE_LEVELS.search(str(warning.message))
-        if found:
-            shown = found.group(1)
-            columns = [
-                c
-                for c in frame.columns
-                if not pd.api.types.is_numeric_dtype(frame[c])
-                and any(repr(v) in shown or str(v) in shown for v in pd.unique(frame[c].dropna()))
-            ]
-            where = f"column {columns[0]!r}" if columns else "a categorical predictor"
-            raise DataError(
-                f"{what}: {where} has levels {shown} that the fitting data did not have; a population-level "
-                "factor can only take its fitted levels (drop those rows)"
-            )
+        if not found:  # not ours to judge: pass it on
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+            continue
+        shown = found.group(1)
+        columns = [
+            c
+            for c in frame.columns
+            if not pd.api.types.is_numeric_dtype(frame[c])
+            and any(repr(v) in shown or str(v) in shown for v in pd.unique(frame[c].dropna()))
+        ]
+        where = f"column {columns[0]!r}" if columns else "a categorical predictor"
+        raise DataError(
+            f"{what}: {where} has levels {shown} that the fitting data did not have; a population-level "
+            "factor can only take its fitted levels (drop those rows)"
+        )
     return matrix
