@@ -14,10 +14,9 @@ import numpy as np
 import pandas as pd
 from scipy.special import logsumexp
 
+from . import results
 from .errors import ArgumentError, ComparisonWarning
-
-#: At most this many (draw x row) log-likelihood values are held at once by :func:`loo` (64 MB).
-CHUNK_VALUES = 8_000_000
+from .predictions import CHUNK_VALUES
 
 
 def loo(posterior, rows: int, log_lik, pointwise: bool = False, chunk_values: int = CHUNK_VALUES):
@@ -164,11 +163,4 @@ def bayes_r2(y: np.ndarray, epred: np.ndarray, probs: tuple[float, ...]) -> pd.D
     fitted_var = epred.var(axis=1, ddof=1)
     residual_var = (y[None, :] - epred).var(axis=1, ddof=1)
     r2 = fitted_var / (fitted_var + residual_var)
-    return _summary_row(r2, probs)
-
-
-def _summary_row(values: np.ndarray, probs: tuple[float, ...]) -> pd.DataFrame:
-    row = {"Estimate": values.mean(), "Est.Error": values.std(ddof=1)}
-    for prob in probs:
-        row[f"Q{100 * prob:g}"] = np.quantile(values, prob)
-    return pd.DataFrame(row, index=["R2"])
+    return results.summarize({"R2": r2[None, :]}, probs)

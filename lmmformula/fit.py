@@ -474,7 +474,7 @@ class Fit:
         -------
         matplotlib.figure.Figure
         """
-        plots.check_type(type, self.model.family)
+        plots.check_type(type, self.model.family, stat)
         if ndraws is None:
             ndraws = {"dens_overlay": 10, "ecdf": 10, "hist": 8}.get(type)
         y = np.asarray(self.model.data_design.response.y, dtype=float)
@@ -489,7 +489,7 @@ class Fit:
             yrep = None
         else:
             yrep = np.asarray(self.posterior_predict(ndraws=ndraws, seed=seed), dtype=float)
-        return plots.pp_check(y, yrep, type, plots.is_discrete(self.model.family), pit=pit, stat=stat)
+        return plots.pp_check(y, yrep, type, pit=pit, stat=stat)
 
     def conditional_effects(
         self,
@@ -497,11 +497,11 @@ class Fit:
         re_formula=np.nan,
         prob: float = 0.95,
         resolution: int = 100,
-        seed: int | None = None,
     ) -> ConditionalEffect:
         """How the expected response changes with one predictor, or two (``"x:f"``), like brms's
         ``conditional_effects``: the other predictors at their means (numbers) or first levels
-        (categories), binomial trials at 1.
+        (categories; a grouping factor at its first level when ``re_formula`` keeps its terms),
+        binomial trials at 1.
 
         Parameters
         ----------
@@ -513,8 +513,6 @@ class Fit:
             Probability mass of the credible band.
         resolution : int, default 100
             Points along a numeric predictor.
-        seed : int, optional
-            Seed of the random choices (new levels when group terms are included).
 
         Returns
         -------
@@ -531,7 +529,7 @@ class Fit:
             raise ArgumentError(f"prob must be between 0 and 1, got {prob!r}")
         design = self.model.data_design
         grid = predictions.reference_grid(design.frame, self.model.design, names_, int(resolution))
-        draws = self.posterior_epred(grid, re_formula=re_formula, seed=seed, allow_new_levels=True)
+        draws = self.posterior_epred(grid, re_formula=re_formula)
         table = grid[names_].copy()
         table["estimate__"] = np.median(draws, axis=0)
         table["lower__"] = np.quantile(draws, (1 - prob) / 2, axis=0)

@@ -18,7 +18,8 @@ def is_discrete(family) -> bool:
     return family.response in ("count", "binary", "binomial", "ordinal")
 
 
-def check_type(kind: str, family) -> None:
+def check_type(kind: str, family, stat="mean") -> None:
+    """pp_check's arguments, checked before any draw is made."""
     if kind not in PP_CHECK_TYPES:
         raise ArgumentError(f"pp_check type must be one of {', '.join(PP_CHECK_TYPES)}; got {kind!r}")
     if kind in _DISCRETE_ONLY and not is_discrete(family):
@@ -26,13 +27,17 @@ def check_type(kind: str, family) -> None:
             f"pp_check type {kind!r} is for counts, 0/1 and ordinal responses; the {family.name} family's "
             "response is continuous: use 'dens_overlay', 'hist', 'ecdf' or 'stat'"
         )
+    if isinstance(stat, str) and stat not in STATISTICS or not (isinstance(stat, str) or callable(stat)):
+        raise ArgumentError(
+            f"pp_check stat must be one of {', '.join(STATISTICS)} or a function; got {stat!r}"
+        )
 
 
 STATISTICS = {"mean": np.mean, "median": np.median, "sd": lambda v, axis=None: np.std(v, axis=axis, ddof=1),
               "min": np.min, "max": np.max}  # fmt: skip
 
 
-def pp_check(y: np.ndarray, yrep: np.ndarray, kind: str, discrete: bool, pit=None, stat="mean"):
+def pp_check(y: np.ndarray, yrep: np.ndarray, kind: str, pit=None, stat="mean"):
     """The figure of posterior predictive check ``kind`` for observed ``y`` and replicates ``yrep``
     (draws, rows); ``pit`` are the LOO-PIT values for ``loo_pit``."""
     import matplotlib.pyplot as plt
@@ -115,12 +120,7 @@ def pp_check(y: np.ndarray, yrep: np.ndarray, kind: str, discrete: bool, pit=Non
         ax.set_xlabel("LOO-PIT")
     else:  # stat
         name = stat if isinstance(stat, str) else getattr(stat, "__name__", "stat")
-        if isinstance(stat, str):
-            if stat not in STATISTICS:
-                raise ArgumentError(
-                    f"pp_check stat must be one of {', '.join(STATISTICS)} or a function; got {stat!r}"
-                )
-            stat = STATISTICS[stat]
+        stat = STATISTICS[stat] if isinstance(stat, str) else stat
         values = stat(yrep, axis=1)
         ax.hist(values, bins=30, color=_REPLICATED, label=f"T(y_rep), T = {name}")
         ax.axvline(stat(y), color=_OBSERVED, lw=2, label="T(y)")

@@ -9,13 +9,14 @@ branch per family here. Draws are flattened to (draw, row) arrays, chains one af
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from . import names
+from . import names, results
 from .design import DesignSpec, NewDesign
 from .errors import ArgumentError, DataError, FormulaError
 from .families import Family
@@ -24,7 +25,8 @@ from .formula import parse_formula
 #: How effects of levels the fitting data did not have are drawn (brms's ``sample_new_levels``).
 NEW_LEVEL_STRATEGIES = ("uncertainty", "gaussian", "old_levels")
 
-#: At most this many (draw x row) values are computed at once (about 64 MB of float64).
+#: At most this many (draw x row) values are computed at once (about 64 MB of float64): the linear
+#: predictor's group-level part here, the log-likelihood blocks of :func:`criteria.loo`.
 CHUNK_VALUES = 8_000_000
 
 
@@ -147,7 +149,7 @@ def linear_predictor(spec: DesignSpec, posterior: dict, design: NewDesign, reque
 
     An ordinal family's eta has no intercept (its thresholds are apart, see :func:`family_arguments`).
     """
-    pick = _picker(request.draws)
+    pick = functools.partial(_pick, request.draws)
     eta = np.zeros((_count(posterior, request), design.n))
     if spec.has_intercept and not spec.family.ordinal:
         eta += pick(flat(posterior, names.INTERCEPT_AT_ZERO))[:, None]
@@ -217,7 +219,7 @@ def family_arguments(spec: DesignSpec, posterior: dict, design: NewDesign, reque
     """The keyword arguments of the family's numpy functions besides mu: the dpars (draws, 1),
     an ordinal family's thresholds (draws, 1, K - 1) and link, the rows' trials."""
     family: Family = spec.family
-    pick = _picker(request.draws)
+    pick = functools.partial(_pick, request.draws)
     arguments: dict = {dpar.name: pick(flat(posterior, dpar.name))[:, None] for dpar in family.dpars}
     arguments |= family.options
     if family.ordinal:
@@ -258,10 +260,7 @@ def log_lik(spec: DesignSpec, eta: np.ndarray, arguments: dict, design: NewDesig
 
 def summarize_rows(draws: np.ndarray, probs: tuple[float, ...], index) -> pd.DataFrame:
     """brms's per-row summary of (draws, rows): Estimate, Est.Error and quantiles."""
-    columns = {"Estimate": draws.mean(axis=0), "Est.Error": draws.std(axis=0, ddof=1)}
-    for prob in probs:
-        columns[f"Q{100 * prob:g}"] = np.quantile(draws, prob, axis=0)
-    return pd.DataFrame(columns, index=index)
+    return pd.DataFrame(results.summary_columns(draws, probs), index=index)
 
 
 # ------------------------------------------------------------------------------------- helpers
@@ -269,10 +268,6 @@ def summarize_rows(draws: np.ndarray, probs: tuple[float, ...], index) -> pd.Dat
 
 def _count(posterior: dict, request: Request) -> int:
     return draw_count(posterior) if request.draws is None else len(request.draws)
-
-
-def _picker(draws: np.ndarray | None):
-    return lambda values: _pick(draws, values)
 
 
 def _pick(draws: np.ndarray | None, values: np.ndarray) -> np.ndarray:
@@ -317,11 +312,7 @@ def reference_grid(
         values = frame[name]
         held = values.mean() if _numeric(values) and name not in grouping else _levels(values)[0]
         grid[name] = held
-        if isinstance(values.dtype, pd.CategoricalDtype):
-            grid[name] = pd.Categorical(
-                grid[name], categories=values.cat.categories, ordered=values.cat.ordered
-            )
-    for name in effects:
+    for name in frame.columns:  # categories keep the fitting data's categories (their contrasts)
         values = frame[name]
         if isinstance(values.dtype, pd.CategoricalDtype):
             grid[name] = pd.Categorical(

@@ -151,22 +151,25 @@ def quantile_label(prob: float) -> str:
     return f"Q{100 * prob:g}"
 
 
+def summary_columns(flat: np.ndarray, probs: tuple[float, ...]) -> dict[str, np.ndarray]:
+    """brms's summary of each column of (draws, k): Estimate (mean), Est.Error (sd), one per quantile."""
+    for prob in probs:
+        if not 0 < prob < 1:
+            raise ValueError(f"probs: {prob!r} is not between 0 and 1")
+    table = {"Estimate": flat.mean(axis=0), "Est.Error": flat.std(axis=0, ddof=1)}
+    for prob, values in zip(probs, np.quantile(flat, probs, axis=0)):
+        table[quantile_label(prob)] = values
+    return table
+
+
 def summarize(
     draws: dict, probs: tuple[float, ...] = (0.025, 0.975), convergence: bool = False
 ) -> pd.DataFrame:
     """Estimate (mean), Est.Error (sd) and quantiles of each (chain, draw) array."""
-    for prob in probs:
-        if not 0 < prob < 1:
-            raise ValueError(f"probs: {prob!r} is not between 0 and 1")
     names = list(draws)
     stacked = np.stack([np.asarray(draws[name]) for name in names], axis=-1)  # (chain, draw, k)
     flat = stacked.reshape(-1, len(names))
-    table = {
-        "Estimate": flat.mean(axis=0),
-        "Est.Error": flat.std(axis=0, ddof=1),
-    }
-    for prob, values in zip(probs, np.quantile(flat, probs, axis=0)):
-        table[quantile_label(prob)] = values
+    table = summary_columns(flat, probs)
     if convergence:
         varying = flat.std(axis=0) > 0
         for label, function in (
