@@ -16,10 +16,14 @@ from scipy.special import logsumexp
 
 from . import results
 from .errors import ArgumentError, ComparisonWarning
-from .predictions import CHUNK_VALUES
+
+#: Draw x row values of the log-likelihood handed to arviz-stats' PSIS at once. PSIS holds many copies of
+#: its block: at InstEval's size (73k rows x 4,000 draws) blocks of 8 million values took 1.6 GB besides
+#: the fit, blocks of 1 million 0.4 GB, in no more time (benchmarks/results/after_fit_memory.txt).
+LOO_CHUNK_VALUES = 1_000_000
 
 
-def loo(posterior, rows: int, log_lik, pointwise: bool = False, chunk_values: int = CHUNK_VALUES):
+def loo(posterior, rows: int, log_lik, pointwise: bool = False, chunk_values: int = LOO_CHUNK_VALUES):
     """PSIS-LOO (arviz-stats' ``loo``, its ``ELPDData``) over ``rows`` observations whose (draws, rows)
     log-likelihood ``log_lik(start, stop)`` gives a block of rows at a time, so that large data never
     hold the whole draws x rows matrix; ``posterior`` (the DataTree's posterior group) sets the relative
@@ -101,12 +105,17 @@ class WAIC:
         )
 
 
-def waic(log_lik: np.ndarray) -> WAIC:
-    """WAIC from a (draws, rows) pointwise log-likelihood (Watanabe 2010; Vehtari, Gelman & Gabry 2017)."""
-    log_lik = np.asarray(log_lik, dtype=float)
-    lppd = logsumexp(log_lik, axis=0) - np.log(log_lik.shape[0])
-    p_i = log_lik.var(axis=0, ddof=1)
-    elpd_i = lppd - p_i
+def waic(log_lik) -> WAIC:
+    """WAIC (Watanabe 2010; Vehtari, Gelman & Gabry 2017) from a (draws, rows) pointwise log-likelihood,
+    or from an iterable of such blocks of rows (each row's terms need only its own column)."""
+    blocks = [log_lik] if isinstance(log_lik, np.ndarray) else log_lik
+    lppd, p = [], []
+    for block in blocks:
+        block = np.asarray(block, dtype=float)
+        lppd.append(logsumexp(block, axis=0) - np.log(block.shape[0]))
+        p.append(block.var(axis=0, ddof=1))
+    p_i = np.concatenate(p)
+    elpd_i = np.concatenate(lppd) - p_i
     root_n = np.sqrt(len(elpd_i))
     se = float(root_n * elpd_i.std(ddof=1)) if len(elpd_i) > 1 else float("nan")
     se_p = float(root_n * p_i.std(ddof=1)) if len(elpd_i) > 1 else float("nan")
@@ -157,10 +166,41 @@ def loo_compare(*fits, **named) -> pd.DataFrame:
     )
 
 
-def bayes_r2(y: np.ndarray, epred: np.ndarray, probs: tuple[float, ...]) -> pd.DataFrame:
+def bayes_r2(blocks, probs: tuple[float, ...]) -> pd.DataFrame:
     """Bayesian R2 per draw (Gelman, Goodrich, Gabry & Vehtari 2019): var(epred) / (var(epred) +
-    var(y - epred)), summarized as brms's ``bayes_R2``."""
-    fitted_var = epred.var(axis=1, ddof=1)
-    residual_var = (y[None, :] - epred).var(axis=1, ddof=1)
+    var(y - epred)), variances over rows, summarized as brms's ``bayes_R2``. ``blocks`` yields
+    (y, epred) for blocks of rows: y (rows,) and epred (draws, rows); the variances are pooled over the
+    blocks (Chan et al.'s update), so no more than a block is in memory."""
+    fitted, residual = _Variance(), _Variance()
+    for y, epred in blocks:
+        fitted.add(epred)
+        residual.add(np.asarray(y, dtype=float)[None, :] - epred)
+    fitted_var, residual_var = fitted.value(), residual.value()
     r2 = fitted_var / (fitted_var + residual_var)
     return results.summarize({"R2": r2[None, :]}, probs)
+
+
+class _Variance:
+    """Per-draw sample variance over rows, added a (draws, rows) block at a time."""
+
+    def __init__(self):
+        self.n, self.mean, self.m2 = 0, 0.0, 0.0
+
+    def add(self, values: np.ndarray) -> None:
+        k = values.shape[1]
+        if not k:
+            return
+        mean = values.mean(axis=1)
+        m2 = ((values - mean[:, None]) ** 2).sum(axis=1)
+        total = self.n + k
+        delta = mean - self.mean
+        self.m2 = self.m2 + m2 + delta**2 * self.n * k / total
+        self.mean = self.mean + delta * k / total
+        self.n = total
+
+    def value(self) -> np.ndarray:
+        return (
+            np.asarray(self.m2, dtype=float) / (self.n - 1)
+            if self.n > 1
+            else np.full(np.shape(self.mean), np.nan)
+        )

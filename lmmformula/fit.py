@@ -355,16 +355,14 @@ class Fit:
         """Per-row summary of :meth:`posterior_predict`, like brms's ``predict``: Estimate,
         Est.Error and quantiles (``probs``), indexed by the rows of ``newdata`` used. Parameters are
         those of :meth:`posterior_predict` (``options`` by keyword)."""
-        draws, rows = self._compute("predict", newdata, **options)
-        return predictions.summarize_rows(np.asarray(draws, dtype=float), probs, _row_index(newdata, rows))
+        return self._summarize("predict", newdata, probs, options)
 
     def fitted(
         self, newdata: pd.DataFrame | None = None, probs: tuple[float, ...] = (0.025, 0.975), **options
     ) -> pd.DataFrame:
         """Per-row summary of :meth:`posterior_epred`, like brms's ``fitted``, with quantiles ``probs``.
         Parameters are those of :meth:`posterior_epred` (``options`` by keyword)."""
-        draws, rows = self._compute("epred", newdata, **options)
-        return predictions.summarize_rows(draws, probs, _row_index(newdata, rows))
+        return self._summarize("epred", newdata, probs, options)
 
     def log_lik(
         self,
@@ -397,10 +395,11 @@ class Fit:
             Observations whose Pareto k is too large are counted in a :class:`ComparisonWarning`.
         """
         posterior = self.to_arviz(log_likelihood=False, posterior_predictive=False).posterior
+        prediction, _ = self._prepare(None)
         return criteria.loo(
             posterior,
             self.model.nobs,
-            lambda start, stop: self._compute("log_lik", None, rows=slice(start, stop))[0],
+            lambda start, stop: prediction.block("log_lik", slice(start, stop)),
             pointwise,
         )
 
@@ -413,7 +412,8 @@ class Fit:
         WAIC
             elpd_waic, its standard error, p_waic, waic and the pointwise elpd.
         """
-        return criteria.waic(self.log_lik())
+        prediction, _ = self._prepare(None)
+        return criteria.waic(values for _, values in prediction.blocks("log_lik"))
 
     def bayes_R2(self, probs: tuple[float, ...] = (0.025, 0.975)) -> pd.DataFrame:  # noqa: N802 (brms's name)
         """Bayesian R2 (Gelman et al. 2019), like brms's ``bayes_R2``: per draw, the variance of the
@@ -430,7 +430,8 @@ class Fit:
             One row ``R2``: Estimate, Est.Error and the quantiles.
         """
         y = np.asarray(self.model.data_design.response.y, dtype=float)
-        return criteria.bayes_r2(y, self.posterior_epred(), probs)
+        prediction, _ = self._prepare(None)
+        return criteria.bayes_r2(((y[rows], values) for rows, values in prediction.blocks("epred")), probs)
 
     def loo_R2(self, seed: int | None = None):  # noqa: N802 (brms's name)
         """R2 of the leave-one-out predictions (arviz-stats' ``loo_r2``), like brms's ``loo_R2``.
@@ -497,6 +498,7 @@ class Fit:
         re_formula=np.nan,
         prob: float = 0.95,
         resolution: int = 100,
+        conditions=None,
     ) -> ConditionalEffect:
         """How the expected response changes with one predictor, or two (``"x:f"``), like brms's
         ``conditional_effects``: the other predictors at their means (numbers) or first levels
@@ -513,12 +515,16 @@ class Fit:
             Probability mass of the credible band.
         resolution : int, default 100
             Points along a numeric predictor.
+        conditions : pandas.DataFrame or dict, optional
+            Values to hold other columns at instead of the defaults, as brms's ``conditions``: one
+            panel per row of a DataFrame, or per combination of a dict's values (``{"z": [-1, 0, 1]}``,
+            as brms's ``make_conditions``); the trials column of a binomial model too.
 
         Returns
         -------
         ConditionalEffect
-            ``data`` (the grid with ``estimate__`` (posterior median), ``lower__``, ``upper__``) and
-            ``figure``.
+            ``data`` (the grid with ``estimate__`` (posterior median), ``lower__``, ``upper__``, and
+            ``cond__`` naming the condition when ``conditions`` is given) and ``figure``.
         """
         names_ = [part.strip() for part in str(effect).split(":")]
         if not 1 <= len(names_) <= 2 or not all(names_):
@@ -527,29 +533,33 @@ class Fit:
             )
         if not 0 < prob < 1:
             raise ArgumentError(f"prob must be between 0 and 1, got {prob!r}")
-        design = self.model.data_design
-        grid = predictions.reference_grid(design.frame, self.model.design, names_, int(resolution))
-        draws = self.posterior_epred(grid, re_formula=re_formula)
-        table = grid[names_].copy()
-        table["estimate__"] = np.median(draws, axis=0)
-        table["lower__"] = np.quantile(draws, (1 - prob) / 2, axis=0)
-        table["upper__"] = np.quantile(draws, (1 + prob) / 2, axis=0)
+        frame = self.model.data_design.frame
+        tables = []
+        for condition in predictions.conditions_table(conditions, frame, names_):
+            grid = predictions.reference_grid(frame, self.model.design, names_, int(resolution), condition)
+            draws = self.posterior_epred(grid, re_formula=re_formula)
+            table = grid[names_ + list(condition)].copy()
+            if conditions is not None:
+                table["cond__"] = predictions.condition_label(condition)
+            table["estimate__"] = np.median(draws, axis=0)
+            table["lower__"] = np.quantile(draws, (1 - prob) / 2, axis=0)
+            table["upper__"] = np.quantile(draws, (1 + prob) / 2, axis=0)
+            tables.append(table)
+        table = pd.concat(tables, ignore_index=True)
         response = " ".join(self.model.design.formula.response)
         return ConditionalEffect(table, plots.conditional_effects(table, names_, response))
 
-    def _compute(
+    def _prepare(
         self,
-        what: str,
         newdata,
         re_formula=None,
         ndraws=None,
         allow_new_levels=False,
         sample_new_levels="uncertainty",
         seed=None,
-        rows: slice | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """``what`` ("eta", "mu", "epred", "predict", "log_lik") as (draws, rows), and which rows of
-        ``newdata`` were used (``rows``: only those of the design)."""
+    ) -> tuple[predictions.Prediction, np.random.Generator]:
+        """The :class:`~lmmformula.predictions.Prediction` of ``newdata`` (None: the fitting data) and
+        the generator of its predictive draws, both from ``seed``."""
         spec = self.model.design
         if sample_new_levels not in predictions.NEW_LEVEL_STRATEGIES:
             raise ArgumentError(
@@ -561,20 +571,27 @@ class Fit:
             design = fitted_new_design(self.model.data_design)
         else:
             design = new_design(spec, newdata, tuple(any(row) for row in keep))
-        if rows is not None:
-            design = design.take(rows)
         draws_seed, levels_seed, predict_seed = np.random.SeedSequence(seed).spawn(3)
         chosen = predictions.choose_draws(predictions.draw_count(self.posterior), ndraws, draws_seed)
         request = predictions.Request(keep, bool(allow_new_levels), sample_new_levels, chosen, levels_seed)
-        eta = predictions.linear_predictor(spec, self.posterior, design, request)
-        if what in ("eta", "mu"):
-            return (spec.family.mu(eta) if what == "mu" else eta), design.kept
-        arguments = predictions.family_arguments(spec, self.posterior, design, request)
-        if what == "epred":
-            return predictions.epred(spec, eta, arguments), design.kept
-        if what == "predict":
-            return predictions.predict(spec, eta, arguments, predict_seed), design.kept
-        return predictions.log_lik(spec, eta, arguments, design), design.kept
+        prediction = predictions.prepare(spec, self.posterior, design, request)
+        return prediction, np.random.default_rng(predict_seed)
+
+    def _compute(self, what: str, newdata, *options, **named) -> tuple[np.ndarray, np.ndarray]:
+        """``what`` ("eta", "mu", "epred", "predict", "log_lik") as (draws, rows), and which rows of
+        ``newdata`` were used; ``options`` are :meth:`_prepare`'s."""
+        prediction, rng = self._prepare(newdata, *options, **named)
+        return prediction.matrix(what, rng), prediction.design.kept
+
+    def _summarize(self, what: str, newdata, probs, options) -> pd.DataFrame:
+        """Per-row summaries of ``what``, a block of rows at a time."""
+        prediction, rng = self._prepare(newdata, **options)
+        index = _row_index(newdata, prediction.design.kept)
+        parts = [
+            predictions.summarize_rows(np.asarray(values, dtype=float), probs, index[rows])
+            for rows, values in prediction.blocks(what, rng)
+        ]
+        return pd.concat(parts) if parts else predictions.summarize_rows(np.empty((1, 0)), probs, index)
 
     # ------------------------------------------------------------------ persistence
 

@@ -141,10 +141,31 @@ def _density(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
 def conditional_effects(table, effects: list[str], response: str):
     """The figure of a conditional effect: ``table`` has the grid columns and ``estimate__``,
     ``lower__``, ``upper__``; a numeric first effect is a line with its band, a categorical one points
-    with intervals; a second effect gives one line (or set of points) per level."""
+    with intervals; a second effect gives one line (or set of points) per level; a ``cond__`` column
+    one panel per condition."""
     import matplotlib.pyplot as plt
 
-    figure, ax = plt.subplots(figsize=(7, 4.5))
+    panels = [(None, table)] if "cond__" not in table else list(table.groupby("cond__", sort=False))
+    columns = min(len(panels), 3)
+    rows_ = -(-len(panels) // columns)
+    figure, axes = plt.subplots(
+        rows_,
+        columns,
+        figsize=(7 if columns == 1 else 4.2 * columns, 4.5 if rows_ == 1 else 3.6 * rows_),
+        sharey=True,
+        squeeze=False,
+    )
+    for ax, (title, part) in zip(axes.ravel(), panels):
+        _effect_panel(ax, part, effects, response)
+        if title is not None:
+            ax.set_title(title, fontsize=10)
+    for ax in axes.ravel()[len(panels) :]:
+        ax.set_visible(False)
+    figure.tight_layout()
+    return figure
+
+
+def _effect_panel(ax, table, effects: list[str], response: str) -> None:
     first, second = effects[0], effects[1] if len(effects) > 1 else None
     groups = [(None, table)] if second is None else list(table.groupby(second, sort=False, observed=True))
     numeric = np.issubdtype(np.asarray(table[first]).dtype, np.number)
@@ -170,5 +191,3 @@ def conditional_effects(table, effects: list[str], response: str):
     ax.set_ylabel(response)
     if second is not None:
         ax.legend(frameon=False)
-    figure.tight_layout()
-    return figure

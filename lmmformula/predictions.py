@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -25,8 +25,8 @@ from .formula import parse_formula
 #: How effects of levels the fitting data did not have are drawn (brms's ``sample_new_levels``).
 NEW_LEVEL_STRATEGIES = ("uncertainty", "gaussian", "old_levels")
 
-#: At most this many (draw x row) values are computed at once (about 64 MB of float64): the linear
-#: predictor's group-level part here, the log-likelihood blocks of :func:`criteria.loo`.
+#: At most this many (draw x row) values are computed at once (about 64 MB of float64): a
+#: :class:`Prediction` works through its rows in blocks of this size.
 CHUNK_VALUES = 8_000_000
 
 
@@ -141,37 +141,132 @@ def _block_columns(block, wanted: set[str]) -> list[int]:
     return found
 
 
-# --------------------------------------------------------------------------- linear predictor
+# ------------------------------------------------------------------------------- a prediction
 
 
-def linear_predictor(spec: DesignSpec, posterior: dict, design: NewDesign, request: Request) -> np.ndarray:
-    """eta, (draws, rows): population part, offsets and the kept group-level columns.
+@dataclass(frozen=True)
+class Prediction:
+    """A prediction ready to be computed a block of rows at a time: the draws it reads, picked once,
+    and the effects of levels the fitting data did not have, drawn once for all rows (``design.J``
+    points at them), so that blocks agree with one another and the whole never needs to be in memory.
 
-    An ordinal family's eta has no intercept (its thresholds are apart, see :func:`family_arguments`).
+    ``what`` is "eta", "mu", "epred", "predict" or "log_lik"."""
+
+    spec: DesignSpec
+    design: NewDesign
+    draws: int
+    intercept: np.ndarray | None  # (draws,)
+    slopes: np.ndarray | None  # (draws, population-level columns)
+    effects: tuple[np.ndarray | None, ...]  # per block: (draws, levels, columns kept) or None
+    columns: tuple[np.ndarray, ...]  # per block: the block's columns kept
+    arguments: dict  # the family's arguments besides mu and trials
+
+    def block(self, what: str, rows: slice, rng: np.random.Generator | None = None) -> np.ndarray:
+        """``what`` for the rows ``rows`` of the design, (draws, rows)."""
+        design = self.design.take(rows)
+        eta = self._linear_predictor(design)
+        if what == "eta":
+            return eta
+        family: Family = self.spec.family
+        if what == "mu":
+            return family.mu(eta)
+        arguments = dict(self.arguments)
+        if family.response == "binomial":
+            arguments["trials"] = design.trials[None, :]
+        if what == "epred":
+            return np.asarray(family.mean(family.mu(eta), **arguments), dtype=float)
+        if what == "predict":
+            return np.asarray(family.random(rng, family.mu(eta), **arguments))
+        if design.y is None:
+            raise DataError(
+                "log_lik needs the response: newdata lacks the column(s) of "
+                f"{', '.join(self.spec.formula.response)}"
+            )
+        values = np.asarray(family.log_density(design.y[None, :], family.mu(eta), **arguments), dtype=float)
+        return values if design.weights is None else values * design.weights[None, :]
+
+    def blocks(self, what: str, rng: np.random.Generator | None = None):
+        """(rows, values) for consecutive blocks of rows of at most :data:`CHUNK_VALUES` values."""
+        step = max(1, CHUNK_VALUES // max(self.draws, 1))
+        for start in range(0, self.design.n, step):
+            rows = slice(start, min(self.design.n, start + step))
+            yield rows, self.block(what, rows, rng)
+
+    def matrix(self, what: str, rng: np.random.Generator | None = None) -> np.ndarray:
+        """``what`` for every row, (draws, rows), filled a block at a time (the result is the only
+        array of that size)."""
+        out = None
+        for rows, values in self.blocks(what, rng):
+            if out is None:
+                out = np.empty((self.draws, self.design.n), dtype=values.dtype)
+            out[:, rows] = values
+        return np.empty((self.draws, 0)) if out is None else out
+
+    def _linear_predictor(self, design: NewDesign) -> np.ndarray:
+        """eta, (draws, rows): population part, offsets and the kept group-level columns. An ordinal
+        family's eta has no intercept (its thresholds are apart)."""
+        eta = np.zeros((self.draws, design.n))
+        if self.intercept is not None:
+            eta += self.intercept[:, None]
+        if self.slopes is not None:
+            eta += self.slopes @ design.X.T
+        if design.offset is not None:
+            eta += design.offset[None, :]
+        for effects, columns, Z, J in zip(self.effects, self.columns, design.Z, design.J):
+            if effects is None:
+                continue
+            for k, column in enumerate(columns):
+                eta += Z[:, column] * effects[:, J, k]
+        return eta
+
+
+def prepare(spec: DesignSpec, posterior: dict, design: NewDesign, request: Request) -> Prediction:
+    """The :class:`Prediction` of ``design``'s rows from ``posterior`` as ``request`` asks.
+
+    Levels the fitting data did not have are an error naming them unless ``request.allow_new_levels``.
     """
     pick = functools.partial(_pick, request.draws)
-    eta = np.zeros((_count(posterior, request), design.n))
-    if spec.has_intercept and not spec.family.ordinal:
-        eta += pick(flat(posterior, names.INTERCEPT_AT_ZERO))[:, None]
-    if spec.fixed_columns:
-        eta += pick(flat(posterior, names.SLOPES)) @ design.X.T
-    if design.offset is not None:
-        eta += design.offset[None, :]
+    family: Family = spec.family
     rng = np.random.default_rng(request.seed)
     replacements: dict[str, np.ndarray] = {}  # factor -> (draws, new levels) existing level drawn
+    effects, columns, J_all = [], [], list(design.J)
     for i, (block, keep) in enumerate(zip(spec.blocks, request.keep), start=1):
-        if not any(keep):
+        kept = np.flatnonzero(keep)
+        columns.append(kept)
+        if not len(kept):
+            effects.append(None)
             continue
-        Z, J, labels = design.Z[i - 1], design.J[i - 1], design.labels[i - 1]
-        effects = pick(flat(posterior, names.block(i).effects))  # (draws, levels, columns)
-        new = J < 0
-        if new.any():
-            effects, J = _with_new_levels(i, block, effects, J, labels, posterior, request, rng, replacements)
-        columns = np.flatnonzero(keep)
-        for start, stop in _chunks(len(effects), design.n):
-            rows = effects[start:stop][:, J][:, :, columns]  # (draws, rows, columns)
-            eta[start:stop] += np.einsum("rm,drm->dr", Z[:, columns], rows)
-    return eta
+        values = pick(flat(posterior, names.block(i).effects))  # (draws, levels, columns)
+        J = design.J[i - 1]
+        if (J < 0).any():
+            values, J_all[i - 1] = _with_new_levels(
+                i, block, values, J, design.labels[i - 1], posterior, request, rng, replacements
+            )
+        used, J_all[i - 1] = np.unique(J_all[i - 1], return_inverse=True)  # only the levels predicted for
+        effects.append(np.ascontiguousarray(values[:, used][:, :, kept]))
+    arguments: dict = {dpar.name: pick(flat(posterior, dpar.name))[:, None] for dpar in family.dpars}
+    arguments |= family.options
+    if family.ordinal:
+        arguments["thresholds"] = pick(flat(posterior, names.INTERCEPT_AT_ZERO))[:, None, :]
+    if family.response == "binomial" and design.trials is None:
+        raise DataError(
+            f"the {family.name} family needs each row's number of trials; newdata lacks the column(s) of "
+            f"{spec.formula.trials or 'the response'}"
+        )
+    return Prediction(
+        spec=spec,
+        design=replace(design, J=tuple(J_all)),
+        draws=_count(posterior, request),
+        intercept=(
+            pick(flat(posterior, names.INTERCEPT_AT_ZERO))
+            if spec.has_intercept and not family.ordinal
+            else None
+        ),
+        slopes=pick(flat(posterior, names.SLOPES)) if spec.fixed_columns else None,
+        effects=tuple(effects),
+        columns=tuple(columns),
+        arguments=arguments,
+    )
 
 
 def _with_new_levels(index, block, effects, J, labels, posterior, request, rng, replacements):
@@ -212,52 +307,6 @@ def _with_new_levels(index, block, effects, J, labels, posterior, request, rng, 
     return np.concatenate([effects, added], axis=1), J
 
 
-# ---------------------------------------------------------------------------- family functions
-
-
-def family_arguments(spec: DesignSpec, posterior: dict, design: NewDesign, request: Request) -> dict:
-    """The keyword arguments of the family's numpy functions besides mu: the dpars (draws, 1),
-    an ordinal family's thresholds (draws, 1, K - 1) and link, the rows' trials."""
-    family: Family = spec.family
-    pick = functools.partial(_pick, request.draws)
-    arguments: dict = {dpar.name: pick(flat(posterior, dpar.name))[:, None] for dpar in family.dpars}
-    arguments |= family.options
-    if family.ordinal:
-        arguments["thresholds"] = pick(flat(posterior, names.INTERCEPT_AT_ZERO))[:, None, :]
-    if family.response == "binomial":
-        if design.trials is None:
-            raise DataError(
-                f"the {family.name} family needs each row's number of trials; newdata lacks the column(s) of "
-                f"{spec.formula.trials or 'the response'}"
-            )
-        arguments["trials"] = design.trials[None, :]
-    return arguments
-
-
-def epred(spec: DesignSpec, eta: np.ndarray, arguments: dict) -> np.ndarray:
-    """The expected response, (draws, rows)."""
-    return np.asarray(spec.family.mean(spec.family.mu(eta), **arguments), dtype=float)
-
-
-def predict(spec: DesignSpec, eta: np.ndarray, arguments: dict, seed) -> np.ndarray:
-    """Draws from the posterior predictive distribution, (draws, rows)."""
-    rng = np.random.default_rng(seed)
-    return np.asarray(spec.family.random(rng, spec.family.mu(eta), **arguments))
-
-
-def log_lik(spec: DesignSpec, eta: np.ndarray, arguments: dict, design: NewDesign) -> np.ndarray:
-    """Each row's log density at each draw, times the row's weight when the model has weights."""
-    if design.y is None:
-        raise DataError(
-            f"log_lik needs the response: newdata lacks the column(s) of {', '.join(spec.formula.response)}"
-        )
-    mu = spec.family.mu(eta)
-    values = np.asarray(spec.family.log_density(design.y[None, :], mu, **arguments), dtype=float)
-    if design.weights is not None:
-        values = values * design.weights[None, :]
-    return values
-
-
 def summarize_rows(draws: np.ndarray, probs: tuple[float, ...], index) -> pd.DataFrame:
     """brms's per-row summary of (draws, rows): Estimate, Est.Error and quantiles."""
     return pd.DataFrame(results.summary_columns(draws, probs), index=index)
@@ -274,21 +323,17 @@ def _pick(draws: np.ndarray | None, values: np.ndarray) -> np.ndarray:
     return values if draws is None else values[draws]
 
 
-def _chunks(draws: int, rows: int):
-    step = max(1, CHUNK_VALUES // max(rows, 1))
-    for start in range(0, draws, step):
-        yield start, min(draws, start + step)
-
-
 # ---------------------------------------------------------------------------- conditional effects
 
 
 def reference_grid(
-    frame: pd.DataFrame, spec: DesignSpec, effects: list[str], resolution: int
+    frame: pd.DataFrame, spec: DesignSpec, effects: list[str], resolution: int, condition: dict | None = None
 ) -> pd.DataFrame:
     """Rows that vary the ``effects`` columns (numbers over their range, categories over their levels)
     and hold every other column at its mean (numbers) or first level (categories), as brms's
-    ``conditional_effects``; binomial trials are 1 (effects on the probability scale)."""
+    ``conditional_effects``; binomial trials are 1 (effects on the probability scale). ``condition``
+    holds columns at values of its own instead (trials too)."""
+    condition = condition or {}
     for name in effects:
         if name not in frame.columns or name in spec.formula.response:
             usable = [c for c in frame.columns if c not in spec.formula.response]
@@ -310,17 +355,58 @@ def reference_grid(
         if name in effects:
             continue
         values = frame[name]
-        held = values.mean() if _numeric(values) and name not in grouping else _levels(values)[0]
-        grid[name] = held
+        if name in condition:
+            grid[name] = condition[name]
+        elif _numeric(values) and name not in grouping:
+            grid[name] = values.mean()
+        else:
+            grid[name] = _levels(values)[0]
     for name in frame.columns:  # categories keep the fitting data's categories (their contrasts)
         values = frame[name]
         if isinstance(values.dtype, pd.CategoricalDtype):
             grid[name] = pd.Categorical(
                 grid[name], categories=values.cat.categories, ordered=values.cat.ordered
             )
-    if spec.formula.trials in grid.columns:
+    if spec.formula.trials in grid.columns and spec.formula.trials not in condition:
         grid[spec.formula.trials] = 1.0
     return grid
+
+
+def conditions_table(conditions, frame: pd.DataFrame, effects: list[str]) -> list[dict]:
+    """``conditional_effects``'s ``conditions`` as a list of {column: value}: a DataFrame gives one
+    condition per row; a dict of column -> value or list of values one per combination (brms's
+    ``make_conditions``); None one condition holding nothing."""
+    if conditions is None:
+        return [{}]
+    if isinstance(conditions, dict):
+        values = {
+            k: list(v) if isinstance(v, list | tuple | np.ndarray | pd.Series) else [v]
+            for k, v in conditions.items()
+        }
+        conditions = pd.MultiIndex.from_product(list(values.values()), names=list(values)).to_frame(
+            index=False
+        )
+    if not isinstance(conditions, pd.DataFrame):
+        raise ArgumentError(
+            "conditions must be a DataFrame (one condition per row) or a dict of column -> value(s); got "
+            f"{type(conditions).__name__}"
+        )
+    for name in conditions.columns:
+        if name not in frame.columns:
+            raise ArgumentError(
+                f"conditions: {name!r} is not a column the model uses; its columns are "
+                f"{', '.join(frame.columns)}"
+            )
+        if name in effects:
+            raise ArgumentError(f"conditions: {name!r} is the effect shown; condition on other columns")
+    if conditions.empty:
+        raise ArgumentError("conditions has no rows; pass None to hold the other columns at their defaults")
+    return conditions.to_dict("records")
+
+
+def condition_label(condition: dict) -> str:
+    """``"x = 1, f = a"``, as brms's ``cond__``."""
+    return ", ".join(f"{k} = {v:.3g}" if isinstance(v, float) else f"{k} = {v}" for k, v in condition.items())
 
 
 def _numeric(values: pd.Series) -> bool:

@@ -390,6 +390,33 @@ def test_conditional_effects_by_hand(slopes, toy):
     plt.close("all")
 
 
+def test_conditional_effects_conditions(slopes, toy):
+    """conditions: one panel per condition; held columns take the condition's values (here f, which
+    shifts the line by f's coefficient); a dict gives every combination."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    effect = slopes.conditional_effects("x", resolution=3, conditions=pd.DataFrame({"f": ["lo", "mid"]}))
+    assert list(effect.data["cond__"].unique()) == ["f = lo", "f = mid"]
+    assert sum(ax.get_visible() for ax in effect.figure.axes) == 2
+    b0, b = flat(slopes, names.INTERCEPT_AT_ZERO), flat(slopes, names.SLOPES)
+    columns = list(slopes.model.design.fixed_columns)
+    lo = effect.data[effect.data["cond__"] == "f = lo"]
+    by_hand = b0[:, None] + b[:, [columns.index("x")]] * lo["x"].to_numpy() + b[:, [columns.index("f[T.lo]")]]
+    np.testing.assert_allclose(lo["estimate__"], np.median(by_hand, axis=0))
+    product = slopes.conditional_effects(
+        "x", resolution=3, conditions={"f": ["lo", "mid"], "g": ["g1", "g2"]}
+    )
+    assert product.data["cond__"].nunique() == 4 and len(product.data) == 12
+    with pytest.raises(lf.ArgumentError, match="'w' is not a column"):
+        slopes.conditional_effects("x", conditions={"w": 1})
+    with pytest.raises(lf.ArgumentError, match="is the effect shown"):
+        slopes.conditional_effects("x", conditions={"x": 1})
+    plt.close("all")
+
+
 def test_loo_in_blocks_of_rows_is_arviz_loo_on_the_whole(toy):
     """fit.loo holds a block of rows at a time; the result is arviz-stats' loo of the whole matrix."""
     import arviz_stats
@@ -409,6 +436,44 @@ def test_loo_in_blocks_of_rows_is_arviz_loo_on_the_whole(toy):
     assert blocks.p == pytest.approx(whole.p)
     np.testing.assert_allclose(np.asarray(blocks.pareto_k), np.asarray(whole.pareto_k).ravel())
     assert "elpd_loo" in str(blocks)
+
+
+def test_blocks_of_rows_give_what_the_whole_gives(slopes, toy, monkeypatch):
+    """Predictions, summaries, WAIC and R2 computed a few rows at a time (7 rows of 200 draws per block)
+    equal those of one block; a new level's effects are drawn once, so rows of one new level in
+    different blocks get the same effect."""
+    from lmmformula import predictions
+
+    new = pd.concat([toy.head(20), toy.head(10)], ignore_index=True).assign(g="new")  # rows 20..29 = 0..9
+
+    def everything():
+        options = {"allow_new_levels": True, "seed": 3}
+        return {
+            "linpred": slopes.posterior_linpred(new, **options),
+            "epred": slopes.posterior_epred(),
+            "log_lik": slopes.log_lik(),
+            "fitted": slopes.fitted(new, probs=(0.1, 0.5, 0.9), **options),
+            "waic": slopes.waic().pointwise,
+            "R2": slopes.bayes_R2().to_numpy(),
+        }
+
+    whole = everything()
+    monkeypatch.setattr(predictions, "CHUNK_VALUES", 7 * CHAINS * DRAWS)
+    blocks = everything()
+    for name, value in whole.items():
+        if isinstance(value, pd.DataFrame):
+            pd.testing.assert_frame_equal(blocks[name], value)
+        else:
+            np.testing.assert_allclose(blocks[name], value, rtol=1e-12, err_msg=name)
+    linpred = blocks["linpred"]
+    np.testing.assert_array_equal(linpred[:, 20:30], linpred[:, 0:10])  # rows 0..9 and 20..29: other blocks
+    assert np.std(linpred[:, 0] - linpred[:, 20]) == 0
+    # the predictive draws: one generator runs through the blocks, so the values differ with the block
+    # size, but their distribution does not: the mean of y_rep over rows and draws matches epred's
+    replicated = slopes.posterior_predict(seed=5)
+    assert replicated.mean() == pytest.approx(
+        whole["epred"].mean(), abs=4 * replicated.std() / np.sqrt(replicated.size)
+    )
 
 
 def test_to_arviz_leaves_out_per_row_groups_of_large_data(slopes, monkeypatch):
