@@ -363,6 +363,35 @@ def test_pp_check_bars_count_the_observed_values(counts, toy):
     plt.close("all")
 
 
+@pytest.mark.parametrize(
+    "name", sorted(n for n, f in FAMILIES.items() if f.response in ("count", "binary", "binomial", "ordinal"))
+)
+def test_pp_check_bars_and_rootogram_for_every_discrete_family(name):
+    """Every discrete family (counts, 0/1, successes out of trials, ordinal categories): the bars are the
+    observed frequency of each value, the rootogram's observed bars hang at sqrt(frequency)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    family = lf.get_family(name)
+    data, _ = recovery_data(family, n=60, groups=5)
+    response = "y | trials(n)" if family.response == "binomial" else "y"
+    fit = handmade_fit(f"{response} ~ x + (1 | g)", data, family=family, seed=2)
+    figure = fit.pp_check("bars", seed=1)
+    heights = {round(p.get_x() + p.get_width() / 2): p.get_height() for p in figure.axes[0].patches}
+    for value, count in data["y"].value_counts().items():
+        assert heights[int(value)] == count
+    root = fit.pp_check("rootogram", seed=1)
+    bars = {round(p.get_x() + p.get_width() / 2): p for p in root.axes[0].patches}
+    expected = dict(zip(*root.axes[0].lines[0].get_data()))  # the expected frequencies' square roots
+    for value, count in data["y"].value_counts().items():
+        bar = bars[int(value)]
+        assert bar.get_height() == pytest.approx(np.sqrt(count))  # hangs from the expected curve
+        assert bar.get_y() + bar.get_height() == pytest.approx(expected[int(value)])
+    plt.close("all")
+
+
 def test_conditional_effects_by_hand(slopes, toy):
     import matplotlib
 
