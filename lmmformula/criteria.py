@@ -158,7 +158,7 @@ def loo_compare(*fits, **named) -> pd.DataFrame:
         {
             "elpd_loo": table["elpd"],
             "p_loo": table["p"],
-            "elpd_diff": -table["elpd_diff"].abs(),
+            "elpd_diff": 0.0 - table["elpd_diff"].abs(),  # 0.0 -: the best model's is 0, not -0
             "se_diff": table["dse"],
             "se": table["se"],
             "weight": table["weight"],
