@@ -18,8 +18,9 @@ from .errors import (  # noqa: E402
 )
 from .families import Family, get_family  # noqa: E402
 from .fit import Fit, load  # noqa: E402
-from .model import Model, make_stancode, make_standata  # noqa: E402
+from .model import Model, get_prior, make_stancode, make_standata  # noqa: E402
 from .parameterization import BlockParameterization  # noqa: E402
+from .priors import PriorSpec, prior  # noqa: E402
 
 __all__ = [
     "ArgumentError",
@@ -36,12 +37,15 @@ __all__ = [
     "cache_info",
     "clear_cache",
     "PriorError",
+    "PriorSpec",
     "SamplingWarning",
     "get_family",
+    "get_prior",
     "load",
     "load_dataset",
     "loo_compare",
     "make_stancode",
     "make_standata",
+    "prior",
     "__version__",
 ]

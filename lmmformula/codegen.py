@@ -15,7 +15,7 @@ import numpy as np
 from . import __version__, names
 from .design import INTERCEPT, Design, DesignSpec, GroupBlock
 from .parameterization import BlockParameterization
-from .priors import PriorData
+from .priors import PriorCode, Priors, scalar_prior, vector_priors
 
 
 @dataclass(frozen=True)
@@ -89,10 +89,27 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def used_priors(design: Design, priors: dict[str, PriorData]) -> list[PriorData]:
-    """The priors that appear in the program, in a fixed order."""
-    wanted = design.spec.parameter_classes
-    return [priors[name] for name, use in wanted.items() if use and not priors[name].is_flat]
+def prior_code(spec: DesignSpec, priors: Priors, intercept: str = names.INTERCEPT) -> list[PriorCode]:
+    """The program's prior statements and their data, in a fixed order: intercept (the Stan name
+    ``intercept``), slopes, the family's parameters, then each block's sds and correlations. Flat priors
+    have no statement."""
+    out = []
+    if priors.intercept is not None and priors.intercept.distribution != "flat":
+        out.append(scalar_prior(intercept, names.prior_stem("Intercept"), priors.intercept))
+    if spec.fixed_columns:
+        out += vector_priors(
+            names.SLOPES, names.SLOPE_COUNT, lambda d: names.prior_stem("b", None, d), priors.b
+        )
+    for name, prior in priors.dpars:
+        out.append(scalar_prior(name, names.prior_stem(name), prior))
+    for i, (sd, cor) in enumerate(zip(priors.sd, priors.cor), start=1):
+        block_names = names.block(i)
+        out += vector_priors(
+            block_names.sd, block_names.columns, lambda d, i=i: names.prior_stem("sd", i, d), sd
+        )
+        if cor is not None:
+            out.append(scalar_prior(block_names.cholesky, names.prior_stem("cor", i), cor))
+    return out
 
 
 def block_codes(spec: DesignSpec, parameterizations: tuple[BlockParameterization, ...]) -> list[BlockCode]:
@@ -105,9 +122,7 @@ def block_codes(spec: DesignSpec, parameterizations: tuple[BlockParameterization
     ]
 
 
-def render_code(
-    design: Design, parameterizations: tuple[BlockParameterization, ...], priors: dict[str, PriorData]
-) -> str:
+def render_code(design: Design, parameterizations: tuple[BlockParameterization, ...], priors: Priors) -> str:
     """The Stan program for ``design``; data sizes and prior numbers stay in the data."""
     spec = design.spec
     blocks = block_codes(spec, parameterizations)
@@ -135,16 +150,18 @@ def render_code(
                 spec, blocks, names.INTERCEPT_LOCAL if any(b.sweep for b in blocks) else names.INTERCEPT
             ),
             intercept_local=names.INTERCEPT_LOCAL,
-            priors=used_priors(design, priors),
-            prior_for=priors,
+            priors=prior_code(
+                spec, priors, names.INTERCEPT_LOCAL if any(b.sweep for b in blocks) else names.INTERCEPT
+            ),
+            slopes_bounded=priors.bounded,
+            slope_bounds=(names.SLOPE_LOWER, names.SLOPE_UPPER),
+            prior_only=names.PRIOR_ONLY,
         )
     )
     return re.sub(r"\n\s*\n", "\n", code).strip() + "\n"
 
 
-def build_data(
-    design: Design, parameterizations: tuple[BlockParameterization, ...], priors: dict[str, PriorData]
-) -> dict:
+def build_data(design: Design, parameterizations: tuple[BlockParameterization, ...], priors: Priors) -> dict:
     """The Stan data matching :func:`render_code`."""
     spec = design.spec
     data: dict = {names.ROWS: design.n, names.RESPONSE: design.response.y}
@@ -174,8 +191,12 @@ def build_data(
             data[block_names.level_center_map] = level_center_map(design, i - 1, choice.level_centers)
         if code.sweep:
             data[block_names.sweep_weights] = sweep_weights(J, len(block.factor.levels), choice.swept)
-    for prior in used_priors(design, priors):
+    if priors.bounded:
+        data[names.SLOPE_LOWER] = np.array([lb for lb, _ in priors.b_bounds], dtype=float)
+        data[names.SLOPE_UPPER] = np.array([ub for _, ub in priors.b_bounds], dtype=float)
+    for prior in prior_code(spec, priors):
         data.update(prior.stan_data())
+    data[names.PRIOR_ONLY] = 0
     return data
 
 
@@ -321,3 +342,18 @@ def _coefficients(spec: DesignSpec) -> tuple[str | None, str]:
     if spec.fixed_columns:
         return names.SLOPES, names.SLOPE_COUNT
     return None, "0"
+
+
+def prior_only_data(data: dict, spec: DesignSpec) -> dict:
+    """The data of a prior-only fit of the same program (brms's ``sample_prior = "only"``): the
+    likelihood switched off, and every block non-centered and unswept, the geometry of the priors
+    themselves (the data the choice of parameterization read are not used)."""
+    out = {**data, names.PRIOR_ONLY: 1}
+    for i in range(1, len(spec.blocks) + 1):
+        block_names = names.block(i)
+        out[block_names.centered] = 0
+        if block_names.sweep_weights in out:
+            out[block_names.sweep_weights] = np.zeros_like(
+                np.asarray(out[block_names.sweep_weights], dtype=float)
+            )
+    return out

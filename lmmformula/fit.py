@@ -52,6 +52,9 @@ class Fit:
         Seconds spent compiling and sampling.
     problems : tuple of str
         The sampling problems found (also warned about as a :class:`SamplingWarning`).
+    sample_prior : str
+        ``"no"``; ``"only"`` for a prior-only fit (its draws are the priors'); ``"yes"`` when
+        :meth:`prior_draws` holds draws of the priors too.
     num_chains, num_draws : int
         Chains, and kept draws per chain.
     """
@@ -62,6 +65,8 @@ class Fit:
     backend: str
     timings: dict[str, float]
     problems: tuple[str, ...]
+    sample_prior: str = "no"
+    prior_draws_: Draws | None = None
 
     @property
     def posterior(self) -> dict[str, np.ndarray]:
@@ -156,12 +161,19 @@ class Fit:
         pandas.DataFrame
             One row per draw, with ``.chain`` and ``.draw`` columns.
         """
-        named = results.readable_draws(self.model.design, self.posterior)
-        chains, draws = self.num_chains, self.num_draws
-        frame = pd.DataFrame({name: np.asarray(v).reshape(-1) for name, v in named.items()})
-        frame[".chain"] = np.repeat(np.arange(1, chains + 1), draws)
-        frame[".draw"] = np.tile(np.arange(1, draws + 1), chains)
-        return frame
+        return _draw_frame(results.readable_draws(self.model.design, self.posterior))
+
+    def prior_draws(self) -> pd.DataFrame:
+        """Draws of the priors, under brms's names as :meth:`draws`, like brms's ``prior_draws``:
+        those of a fit with ``sample_prior="yes"`` (sampled by the same program with its likelihood
+        switched off), or a prior-only fit's own draws."""
+        if self.sample_prior == "only":
+            return self.draws()
+        if self.prior_draws_ is None:
+            raise ArgumentError(
+                "this fit has no prior draws: fit with sample_prior='yes' (or 'only' for the priors alone)"
+            )
+        return _draw_frame(results.readable_draws(self.model.design, self.prior_draws_.posterior))
 
     def summary(self, prob: float = 0.95) -> Summary:
         """brms-style report: print it, or let Jupyter show it as HTML.
@@ -196,7 +208,8 @@ class Fit:
                 "Draws",
                 f"{self.num_chains} chains, each with iter = {self.settings.iter_warmup + self.num_draws}; "
                 f"warmup = {self.settings.iter_warmup}; total post-warmup draws = "
-                f"{self.num_chains * self.num_draws} ({self.backend})",
+                f"{self.num_chains * self.num_draws} ({self.backend})"
+                + ("; the priors only (sample_prior='only')" if self.sample_prior == "only" else ""),
             ),
         )
         return Summary(
@@ -652,6 +665,15 @@ def load(path: str | Path) -> Fit:
     if not isinstance(content, dict) or content.get("format") != _FORMAT:
         raise ArgumentError(f"{path} is not a file written by lmmformula's Fit.save")
     return content["fit"]
+
+
+def _draw_frame(named: dict) -> pd.DataFrame:
+    """(chain, draw, ...) arrays by name as one row per draw, with ``.chain`` and ``.draw``."""
+    chains, draws = np.shape(next(iter(named.values())))[:2]
+    frame = pd.DataFrame({name: np.asarray(v).reshape(-1) for name, v in named.items()})
+    frame[".chain"] = np.repeat(np.arange(1, chains + 1), draws)
+    frame[".draw"] = np.tile(np.arange(1, draws + 1), chains)
+    return frame
 
 
 def _dropped(model) -> str:

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from . import diagnostics
 from .cache import cache_root
-from .codegen import build_data, render_code
+from .codegen import build_data, prior_only_data, render_code
 from .design import Design, DesignSpec, build_design, check_identifiable
 from .draws import assemble
 from .engines import SamplerSettings, default_cores, get_engine
+from .errors import ArgumentError
 from .families import Family, get_family
 from .fit import Fit
 from .formula import parse_formula
@@ -24,7 +25,7 @@ from .parameterization import (
     choose_parameterizations,
     default_adapt_delta,
 )
-from .priors import resolve_priors
+from .priors import Priors, prior_targets, resolve_priors
 from .progress import ChainProgress
 
 
@@ -53,11 +54,14 @@ class Model:
         ``"zero_inflated_poisson"``, ``"zero_inflated_negbinomial"``, ``"hurdle_poisson"``,
         ``"hurdle_negbinomial"``, ``"cumulative"``; default links) or a Family with its link,
         e.g. ``lf.get_family("bernoulli", link="probit")``.
-    priors : dict, optional
-        ``{class: "distribution(numbers)"}`` for the classes ``"Intercept"``, ``"b"``,
-        ``"sd"``, ``"cor"`` and the family's own parameters (``"sigma"``, ``"shape"``,
-        ``"nu"``, ``"phi"``, ``"zi"``, ``"hu"``), e.g. ``{"b": "normal(0, 5)", "zi": "beta(1, 1)"}``.
-        Defaults follow brms: Student-t priors scaled to the response, flat on ``b``.
+    priors : list, dict or str, optional
+        A list of :func:`prior` results, e.g. ``[lf.prior("normal(0, 1)", class_="b", coef="x"),
+        lf.prior("exponential(2)", class_="sd", group="g")]``; or the shorthand ``{class:
+        "distribution(numbers)"}`` for whole classes (``"Intercept"``, ``"b"``, ``"sd"``, ``"cor"``
+        and the family's own parameters: ``"sigma"``, ``"shape"``, ``"nu"``, ``"phi"``, ``"zi"``,
+        ``"hu"``); or ``"weakly_informative"`` (alone or in the list): normal(0, 2.5 sd(y) / sd(x))
+        on each slope instead of brms's flat default (rstanarm's autoscale). Defaults follow brms:
+        Student-t priors scaled to the response, flat on ``b``; :meth:`get_prior` shows them.
     parameterization : str or sequence, default "auto"
         ``"auto"`` (chosen per group-level block from the data), ``"centered"``,
         ``"noncentered"``, or one entry per block (in the order of ``model.design.blocks``),
@@ -72,8 +76,8 @@ class Model:
         The response family.
     parameterizations : tuple of BlockParameterization
         What was chosen for each group-level block.
-    priors : dict
-        Every prior class of the family, as used (defaults where not given).
+    priors : Priors
+        Every prior as used (defaults where not given); :meth:`get_prior` shows them as a table.
     stan_code : str
         The Stan program.
     stan_data : dict
@@ -102,7 +106,7 @@ class Model:
         formula: str,
         data: pd.DataFrame,
         family: str | Family = "gaussian",
-        priors: Mapping[str, str] | None = None,
+        priors=None,
         parameterization: str | Sequence[str | BlockParameterization] = "auto",
     ) -> None:
         self.formula = formula
@@ -112,10 +116,10 @@ class Model:
         # here and the default adapt_delta in fit (computed once)
         self._information = block_information(self._design) if self._design.spec.blocks else []
         self.parameterizations = choose_parameterizations(self._design, parameterization, self._information)
-        self.priors = resolve_priors(
-            self.family, self._design.response.y, priors, self._design.spec.parameter_classes
+        self.priors: Priors = resolve_priors(
+            prior_targets(self._design.spec, self._design.X, self._design.response.y), priors
         )
-        check_identifiable(self._design, flat_slopes=self.priors["b"].is_flat)
+        check_identifiable(self._design, flat_slopes=self.priors.flat_slopes)
         self.stan_code: str = render_code(self._design, self.parameterizations, self.priors)
         self.stan_data: dict = build_data(self._design, self.parameterizations, self.priors)
 
@@ -132,6 +136,7 @@ class Model:
         cores: int | None = None,
         backend: str = "auto",
         progress: bool = True,
+        sample_prior: str = "no",
     ) -> Fit:
         """Sample the posterior with Stan's adaptive NUTS.
 
@@ -165,6 +170,11 @@ class Model:
             ``"auto"`` uses cmdstanpy when CmdStan is installed, else the embedded engine.
         progress : bool, default True
             Show progress (bars on a terminal or in Jupyter, plain lines otherwise).
+        sample_prior : {"no", "yes", "only"}, default "no"
+            As brms: ``"only"`` samples the priors alone (the same program, its likelihood switched
+            off by the data ``prior_only``), for prior predictive checks (``fit.pp_check()`` on such
+            a fit); ``"yes"`` also samples them next to the posterior (:meth:`Fit.prior_draws`).
+            Both need proper priors: a flat prior on ``b`` or ``Intercept`` is an error naming it.
 
         Returns
         -------
@@ -194,32 +204,37 @@ class Model:
             cores=min(default_cores() if cores is None else cores, chains),
             refresh=max(1, (iter_warmup + iter_sampling) // 100),
         )
+        if sample_prior not in ("no", "yes", "only"):
+            raise ArgumentError(f"sample_prior must be 'no', 'yes' or 'only'; got {sample_prior!r}")
+        if sample_prior != "no" and self.priors.improper():
+            raise ArgumentError(
+                f"sample_prior={sample_prior!r} needs proper priors, but "
+                f"{' and '.join(self.priors.improper())}: "
+                "give them one, e.g. priors='weakly_informative' or [lf.prior('normal(0, 5)', class_='b')]"
+            )
         name, engine = get_engine(backend)
         started = time.perf_counter()
         program = engine.compile_program(self.stan_code, _announce_compile if progress else None)
-        bars = ChainProgress(iter_warmup, iter_sampling) if progress else None
-        sampling_started = time.perf_counter()
-        try:
-            outputs = engine.sample(program, self.stan_data, settings, bars)
-        finally:
-            if bars is not None:
-                bars.close()
-        finished = time.perf_counter()
-        draws = assemble(outputs)
-        labels, flat = draws.flat()
-        problems = diagnostics.sampler_problems(labels, flat, draws.sampler, max_treedepth)
-        diagnostics.warn_problems(problems)
-        first = [o.first_message_at for o in outputs if o.first_message_at is not None]
-        timings = {
-            "compile": program.compile_seconds,
-            "compiled_now": float(program.compiled_now),
-            "sampling_wall": finished - sampling_started,
-            "warmup_max_chain": max((o.seconds.get("warm-up", np.nan) for o in outputs), default=np.nan),
-            "sampling_max_chain": max((o.seconds.get("sampling", np.nan) for o in outputs), default=np.nan),
-        }
-        if first:
-            timings["until_sampler_started"] = min(first) - started
-        return Fit(self, draws, settings, name, timings, tuple(problems))
+        prior_only = prior_only_data(self.stan_data, self.design)
+        draws, timings, problems = _sample(
+            engine,
+            program,
+            prior_only if sample_prior == "only" else self.stan_data,
+            settings,
+            progress,
+            started,
+        )
+        prior = None
+        if sample_prior == "yes":
+            prior = _sample(engine, program, prior_only, settings, progress, time.perf_counter())[0]
+        return Fit(self, draws, settings, name, timings, tuple(problems), sample_prior, prior)
+
+    def get_prior(self) -> pd.DataFrame:
+        """The priors of this model as brms's ``get_prior`` shows them: one row per class, per
+        coefficient, grouping factor and group-level term (prior, class, coef, group, resp, dpar,
+        nlpar, lb, ub, source). ``source`` is "default" or "user" where a prior is set, "(vectorized)"
+        where a row takes the prior of a less specific one; flat priors show as "(flat)"."""
+        return self.priors.table()
 
     @property
     def design(self) -> DesignSpec:
@@ -259,11 +274,57 @@ def _announce_compile() -> None:
     )
 
 
+def _sample(engine, program, data, settings, progress, started):
+    """Run the chains: the draws, the timings and the sampling problems (warned about)."""
+    bars = ChainProgress(settings.iter_warmup, settings.iter_sampling) if progress else None
+    sampling_started = time.perf_counter()
+    try:
+        outputs = engine.sample(program, data, settings, bars)
+    finally:
+        if bars is not None:
+            bars.close()
+    finished = time.perf_counter()
+    draws = assemble(outputs)
+    labels, flat = draws.flat()
+    problems = diagnostics.sampler_problems(labels, flat, draws.sampler, settings.max_treedepth)
+    diagnostics.warn_problems(problems)
+    first = [o.first_message_at for o in outputs if o.first_message_at is not None]
+    timings = {
+        "compile": program.compile_seconds,
+        "compiled_now": float(program.compiled_now),
+        "sampling_wall": finished - sampling_started,
+        "warmup_max_chain": max((o.seconds.get("warm-up", np.nan) for o in outputs), default=np.nan),
+        "sampling_max_chain": max((o.seconds.get("sampling", np.nan) for o in outputs), default=np.nan),
+    }
+    if first:
+        timings["until_sampler_started"] = min(first) - started
+    return draws, timings, problems
+
+
+def get_prior(
+    formula: str, data: pd.DataFrame, family: str | Family = "gaussian", priors=None
+) -> pd.DataFrame:
+    """The priors the model ``formula`` on ``data`` would have, as brms's ``get_prior``: the
+    defaults (scaled to the data) with their numbers, and any ``priors`` you pass.
+
+    Parameters
+    ----------
+    formula, data, family, priors
+        As :class:`Model` (see :func:`prior` for priors on one coefficient or group).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :meth:`Model.get_prior`'s table: prior, class, coef, group, resp, dpar, nlpar, lb, ub, source.
+    """
+    return Model(formula, data, family, priors).get_prior()
+
+
 def make_stancode(
     formula: str,
     data: pd.DataFrame,
     family: str | Family = "gaussian",
-    priors: Mapping[str, str] | None = None,
+    priors=None,
     parameterization: str | Sequence[str | BlockParameterization] = "auto",
 ) -> str:
     """The Stan program for ``formula`` on ``data``, as brms's ``make_stancode``.
@@ -277,7 +338,7 @@ def make_standata(
     formula: str,
     data: pd.DataFrame,
     family: str | Family = "gaussian",
-    priors: Mapping[str, str] | None = None,
+    priors=None,
     parameterization: str | Sequence[str | BlockParameterization] = "auto",
 ) -> dict:
     """The Stan data for ``formula`` on ``data``, as brms's ``make_standata``.

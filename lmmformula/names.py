@@ -141,3 +141,23 @@ class BlockNames:
 def block(index: int) -> BlockNames:
     """The names of group-level block ``index`` (from 1)."""
     return BlockNames(index)
+
+
+#: Data: the switch of a prior-only fit (1: the likelihood is left out; brms's ``prior_only``).
+PRIOR_ONLY = "prior_only"
+#: Data: the slopes' lower and upper bounds (programs whose ``b`` has a bound).
+SLOPE_LOWER, SLOPE_UPPER = "lb_b", "ub_b"
+
+
+def prior_stem(parameter_class: str, block: int | None = None, distribution: str | None = None) -> str:
+    """The stem of a prior's data names: ``prior_Intercept``, ``prior_sigma``, ``prior_cor_1``, and
+    for the priors vectorized over a parameter's elements ``prior_b_normal``, ``prior_sd_1_student_t``.
+
+    A prior's numbers are ``<stem>_<argument>`` (``prior_b_normal_scale``); a vectorized prior also
+    has ``<stem>_n`` (how many elements it covers) and ``<stem>_index`` (which, from 1)."""
+    parts = ["prior", parameter_class]
+    if block is not None:
+        parts.append(str(block))
+    if distribution is not None:
+        parts.append(distribution)
+    return "_".join(parts)

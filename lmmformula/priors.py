@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from .errors import ArgumentError, PriorError
 from .families import Family
@@ -100,36 +101,6 @@ class Prior:
         return f"{self.distribution}({', '.join(_format_number(a) for a in self.args)})"
 
 
-@dataclass(frozen=True)
-class PriorData:
-    """One prior as the templates use it: the Stan statement parts and its data."""
-
-    parameter_class: str
-    prior: Prior
-
-    @property
-    def is_flat(self) -> bool:
-        return self.prior.distribution == "flat"
-
-    def data_names(self) -> tuple[str, ...]:
-        return tuple(f"prior_{self.parameter_class}_{n}" for n in self.prior.argument_names())
-
-    def declarations(self) -> list[str]:
-        """Data-block declarations of the prior's numbers."""
-        positive = DISTRIBUTIONS[self.prior.distribution].positive
-        return [
-            f"real{'<lower=0>' if arg in positive else ''} {name};"
-            for arg, name in zip(self.prior.argument_names(), self.data_names())
-        ]
-
-    def call(self) -> str:
-        """The distribution call, e.g. ``normal(prior_b_location, prior_b_scale)``."""
-        return f"{self.prior.distribution}({', '.join(self.data_names())})"
-
-    def stan_data(self) -> dict[str, float]:
-        return dict(zip(self.data_names(), map(float, self.prior.args)))
-
-
 def parse_prior(text: str, parameter_class: str, supports: tuple[str, ...] | None = None) -> Prior:
     """Parse and check ``"normal(0, 5)"`` (numbers only as arguments) for ``parameter_class``.
 
@@ -192,56 +163,566 @@ _SUIT_HINT = {
 }
 
 
-def default_priors(family: Family, y: np.ndarray) -> dict[str, Prior]:
-    """brms's defaults: a Student-t intercept at the response's median, half-t scales."""
-    location, scale = family.prior_location(y), family.prior_scale(y)
-    priors = {
+# ------------------------------------------------------------------------------ the user's priors
+
+#: ``priors="weakly_informative"``: normal(0, 2.5 * s_y / sd(x_k)) on each slope (rstanarm's autoscale)
+WEAKLY_INFORMATIVE = "weakly_informative"
+
+
+@dataclass(frozen=True)
+class PriorSpec:
+    """One prior as the user sets it with :func:`prior` (brms's ``set_prior`` / ``prior_string``).
+
+    Attributes
+    ----------
+    prior : str
+        The distribution with its numbers, e.g. ``"normal(0, 1)"``.
+    class_, coef, group, dpar : str
+        What it is on (see :func:`prior`); empty strings where not given.
+    lb, ub : float or None
+        Bounds of ``b`` coefficients.
+    """
+
+    prior: str
+    class_: str = "b"
+    coef: str = ""
+    group: str = ""
+    dpar: str = ""
+    lb: float | None = None
+    ub: float | None = None
+
+    def __str__(self) -> str:
+        parts = [self.prior, f"class = {self.class_}"]
+        parts += [f"{k} = {v}" for k, v in (("coef", self.coef), ("group", self.group)) if v]
+        parts += [f"{k} = {v:g}" for k, v in (("lb", self.lb), ("ub", self.ub)) if v is not None]
+        return f"prior({', '.join(parts)})"
+
+    @property
+    def where(self) -> str:
+        """How messages name it: ``prior for 'b' coef 'x'``."""
+        text = f"prior for {self.class_!r}"
+        if self.group:
+            text += f" group {self.group!r}"
+        if self.coef:
+            text += f" coef {self.coef!r}"
+        return text
+
+
+def prior(
+    prior: str,
+    class_: str | None = None,
+    coef: str = "",
+    group: str = "",
+    dpar: str = "",
+    lb: float | None = None,
+    ub: float | None = None,
+) -> PriorSpec:
+    """A prior on one class of parameters, or on one coefficient or grouping factor, as brms's
+    ``prior_string``; pass a list of them as ``priors=``.
+
+    Parameters
+    ----------
+    prior : str
+        The distribution with numbers, e.g. ``"normal(0, 1)"``, ``"exponential(2)"``, ``"lkj(2)"``,
+        ``"flat"`` (``b`` and ``Intercept`` only).
+    class_ : str, default "b"
+        ``"b"`` (population-level slopes), ``"Intercept"`` (an ordinal model's thresholds),
+        ``"sd"``, ``"cor"``, or a family parameter (``"sigma"``, ``"shape"``, ``"phi"``, ``"nu"``,
+        ``"zi"``, ``"hu"``).
+    coef : str, optional
+        One coefficient: a population-level column (``"x"``, ``"f[T.b]"``, or brms's ``"fb"``) for
+        ``b``; a group-level term (``"Intercept"``, ``"Days"``) for ``sd`` (with ``group``).
+    group : str, optional
+        One grouping factor (``"Subject"``, ``"dept:service"``) for ``sd`` and ``cor``.
+    dpar : str, optional
+        A family parameter, the same as ``class_=`` its name (``"thresholds"``: the ordinal
+        thresholds, class ``Intercept``).
+    lb, ub : float, optional
+        Bounds of ``b`` coefficients (the prior is truncated there), as brms.
+
+    Returns
+    -------
+    PriorSpec
+
+    Notes
+    -----
+    A more specific prior beats a less specific one: ``coef`` over ``group`` over the class.
+    """
+    if not isinstance(prior, str):
+        raise PriorError(f"prior must be a string such as 'normal(0, 1)', got {prior!r}")
+    for name, value in (("class_", class_), ("coef", coef), ("group", group), ("dpar", dpar)):
+        if value is not None and not isinstance(value, str):
+            raise ArgumentError(f"prior's {name} must be a string, got {value!r}")
+    for name, value in (("lb", lb), ("ub", ub)):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | float | np.number) or np.isnan(value)
+        ):
+            raise ArgumentError(f"prior's {name} must be a number, got {value!r}")
+    if dpar:
+        target = "Intercept" if dpar == "thresholds" else dpar
+        if class_ not in (None, target):
+            raise ArgumentError(
+                f"prior: dpar={dpar!r} sets the prior of the family parameter {dpar!r}; leave class_ out "
+                f"(got class_={class_!r})"
+            )
+        class_ = target
+    return PriorSpec(
+        prior=prior,
+        class_="b" if class_ is None else class_,
+        coef=coef,
+        group=group,
+        dpar=dpar,
+        lb=None if lb is None else float(lb),
+        ub=None if ub is None else float(ub),
+    )
+
+
+def normalize_priors(priors) -> tuple[tuple[PriorSpec, ...], bool]:
+    """The user's ``priors=`` as PriorSpecs, and whether the weakly-informative defaults were asked for.
+
+    Takes None, ``"weakly_informative"``, one :func:`prior`, a dict of class -> prior text (the
+    shorthand), or a list of :func:`prior` results (and ``"weakly_informative"``)."""
+    if priors is None:
+        return (), False
+    if isinstance(priors, PriorSpec):
+        return (priors,), False
+    if isinstance(priors, str):
+        if priors == WEAKLY_INFORMATIVE:
+            return (), True
+        raise ArgumentError(
+            f"priors as a string can only be {WEAKLY_INFORMATIVE!r}; got {priors!r}. Set priors with a list "
+            "of lf.prior(...), e.g. priors=[lf.prior('normal(0, 1)', class_='b')], or a dict such as "
+            "{'b': 'normal(0, 1)'}"
+        )
+    if isinstance(priors, Mapping):
+        specs = []
+        for key, text in priors.items():
+            if not isinstance(key, str):
+                raise ArgumentError(
+                    f"priors: the keys are parameter classes such as 'b' or 'sd'; got {key!r}"
+                )
+            specs.append(PriorSpec(text, key))
+        return tuple(specs), False
+    if isinstance(priors, list | tuple):
+        specs, weakly = [], False
+        for item in priors:
+            if isinstance(item, PriorSpec):
+                specs.append(item)
+            elif item == WEAKLY_INFORMATIVE:
+                weakly = True
+            else:
+                raise ArgumentError(
+                    f"priors: a list takes lf.prior(...) entries (and {WEAKLY_INFORMATIVE!r}); got {item!r}. "
+                    "E.g. priors=[lf.prior('normal(0, 1)', class_='b', coef='x')]"
+                )
+        return tuple(specs), weakly
+    raise ArgumentError(
+        "priors must be a list of lf.prior(...), a dict of parameter class to prior "
+        "(e.g. {'b': 'normal(0, 5)'}) or {WEAKLY_INFORMATIVE!r}; got {type(priors).__name__}"
+    )
+
+
+# ------------------------------------------------------------------------------- what has priors
+
+
+@dataclass(frozen=True)
+class PriorTargets:
+    """What a model puts priors on (brms's ``get_prior`` rows): the intercept, the slopes' names,
+    per group-level block its grouping factor, columns and whether it is correlated, the family's
+    parameters, and for the weakly-informative slopes each slope's sd and the response's scale."""
+
+    family: Family
+    intercept: bool
+    coefficients: tuple[str, ...]
+    blocks: tuple[tuple[str, tuple[str, ...], bool], ...]
+    slope_sds: tuple[float, ...]
+    response_scale: float
+    y: np.ndarray
+
+    @property
+    def groups(self) -> list[str]:
+        return sorted({group for group, _, _ in self.blocks})
+
+    def group_terms(self, group: str) -> list[str]:
+        return sorted({c for g, columns, _ in self.blocks if g == group for c in columns})
+
+    @property
+    def correlated_groups(self) -> list[str]:
+        return sorted({group for group, _, correlated in self.blocks if correlated})
+
+
+def prior_targets(spec, X: np.ndarray, y: np.ndarray) -> PriorTargets:
+    """The :class:`PriorTargets` of a design spec and its fitting data's X and response."""
+    family: Family = spec.family
+    X = np.asarray(X, dtype=float).reshape(len(y), -1)
+    sds = (
+        tuple(float(v) for v in X.std(axis=0, ddof=1))
+        if len(y) > 1
+        else tuple(1.0 for _ in range(X.shape[1]))
+    )
+    scale = 1.0
+    if family.link == "identity" and not family.ordinal:
+        working = family.working_scale(np.asarray(y, dtype=float)) if family.working_scale else y
+        scale = float(np.std(np.asarray(working, dtype=float), ddof=1)) if len(y) > 1 else 1.0
+    return PriorTargets(
+        family=family,
+        intercept=spec.has_intercept,
+        coefficients=tuple(spec.fixed_columns),
+        blocks=tuple((b.factor.name, tuple(b.columns), b.correlated) for b in spec.blocks),
+        slope_sds=sds,
+        response_scale=scale if np.isfinite(scale) and scale > 0 else 1.0,
+        y=np.asarray(y),
+    )
+
+
+# -------------------------------------------------------------------------------------- resolved
+
+
+@dataclass(frozen=True)
+class PriorRow:
+    """One row of :func:`get_prior`'s table."""
+
+    prior: str
+    class_: str
+    coef: str = ""
+    group: str = ""
+    lb: str = ""
+    ub: str = ""
+    source: str = "default"
+
+
+@dataclass(frozen=True)
+class Priors:
+    """Every prior of a model, resolved: per slope, per group-level sd and block, and per class;
+    with the rows of :func:`get_prior`. Numbers go to the Stan data; the program depends only on
+    which distributions appear (see :meth:`scalars` and :meth:`vectors`)."""
+
+    intercept: Prior | None
+    b: tuple[Prior, ...]
+    b_bounds: tuple[tuple[float, float], ...]
+    sd: tuple[tuple[Prior, ...], ...]  # per block, per column
+    cor: tuple[Prior | None, ...]  # per block (None: uncorrelated)
+    dpars: tuple[tuple[str, Prior], ...]
+    rows: tuple[PriorRow, ...]
+
+    @property
+    def bounded(self) -> bool:
+        """Whether some slope has a bound (the program then declares b with bound vectors)."""
+        return any(np.isfinite(lb) or np.isfinite(ub) for lb, ub in self.b_bounds)
+
+    @property
+    def flat_slopes(self) -> bool:
+        return any(p.distribution == "flat" for p in self.b)
+
+    def improper(self) -> list[str]:
+        """What makes the prior improper (a prior-only fit impossible): flat priors without two
+        finite bounds."""
+        out = []
+        if self.intercept is not None and self.intercept.distribution == "flat":
+            out.append("'Intercept' has a flat prior")
+        flat = [k for k, (p, (lb, ub)) in enumerate(zip(self.b, self.b_bounds))
+                if p.distribution == "flat" and not (np.isfinite(lb) and np.isfinite(ub))]  # fmt: skip
+        if flat:
+            out.append(f"{len(flat)} slope(s) in 'b' have a flat prior")
+        return out
+
+    def table(self) -> pd.DataFrame:
+        """brms's ``get_prior`` table: prior, class, coef, group, resp, dpar, nlpar, lb, ub, source."""
+        return pd.DataFrame(
+            [
+                {"prior": r.prior, "class": r.class_, "coef": r.coef, "group": r.group, "resp": "",
+                 "dpar": "", "nlpar": "", "lb": r.lb, "ub": r.ub, "source": r.source}
+                for r in self.rows
+            ],
+            columns=["prior", "class", "coef", "group", "resp", "dpar", "nlpar", "lb", "ub", "source"],
+        )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- priors in the program
+
+
+@dataclass(frozen=True)
+class PriorCode:
+    """One prior statement of the program and the data it reads. The statement depends only on the
+    distribution and the parameter; which elements it covers and its numbers are data, so changing
+    them, or moving a prior to another coefficient, reuses the compiled program."""
+
+    statement: str
+    declarations: tuple[str, ...]
+    data: tuple[tuple[str, object], ...]
+
+    def stan_data(self) -> dict:
+        return dict(self.data)
+
+
+def scalar_prior(target: str, stem: str, prior: Prior) -> PriorCode:
+    """``target ~ dist(<stem>_<argument>, ...)`` with one number per argument (every element of a
+    vector ``target`` alike)."""
+    known = DISTRIBUTIONS[prior.distribution]
+    data_names = [f"{stem}_{argument}" for argument in known.arguments]
+    return PriorCode(
+        statement=f"{target} ~ {prior.distribution}({', '.join(data_names)});",
+        declarations=tuple(
+            f"real{'<lower=0>' if argument in known.positive else ''} {name};"
+            for argument, name in zip(known.arguments, data_names)
+        ),
+        data=tuple(zip(data_names, map(float, prior.args))),
+    )
+
+
+def vector_priors(target: str, size: str, stem_of, priors: tuple[Prior, ...]) -> list[PriorCode]:
+    """Per distribution used by the elements of the vector ``target`` (of length ``size``):
+    ``target[<stem>_index] ~ dist(<stem>_<argument>, ...)`` with a number per element covered. Flat
+    elements get no statement. ``stem_of(distribution)`` names the data."""
+    out = []
+    for distribution in sorted({p.distribution for p in priors} - {"flat"}):
+        known = DISTRIBUTIONS[distribution]
+        stem = stem_of(distribution)
+        covered = [k for k, p in enumerate(priors) if p.distribution == distribution]
+        data_names = [f"{stem}_{argument}" for argument in known.arguments]
+        declarations = [
+            f"int<lower=1, upper={size}> {stem}_n;  // elements of {target} with a {distribution} prior",
+            f"array[{stem}_n] int<lower=1, upper={size}> {stem}_index;  // which",
+        ]
+        declarations += [
+            f"vector{'<lower=0>' if argument in known.positive else ''}[{stem}_n] {name};"
+            for argument, name in zip(known.arguments, data_names)
+        ]
+        data = [(f"{stem}_n", len(covered)), (f"{stem}_index", [k + 1 for k in covered])]
+        data += [
+            (name, np.array([priors[k].args[a] for k in covered], dtype=float))
+            for a, name in enumerate(data_names)
+        ]
+        out.append(
+            PriorCode(
+                statement=f"{target}[{stem}_index] ~ {distribution}({', '.join(data_names)});",
+                declarations=tuple(declarations),
+                data=tuple(data),
+            )
+        )
+    return out
+
+
+def _display(prior: Prior) -> str:
+    """As brms shows a prior: ``(flat)``, ``lkj(1)``, ``student_t(3, 0, 2.5)``."""
+    if prior.distribution == "flat":
+        return "(flat)"
+    return str(prior).replace("lkj_corr_cholesky(", "lkj(")
+
+
+def _brms_style(name: str) -> str:
+    """``f[T.b]`` as brms names it, ``fb``."""
+    return re.sub(r"[^A-Za-z0-9_.]", "", name.replace("[T.", ""))
+
+
+def _find(name: str, options, what: str, spec: PriorSpec) -> str:
+    if name in options:
+        return name
+    matches = [o for o in options if _brms_style(o) == name]
+    if len(matches) == 1:
+        return matches[0]
+    listed = ", ".join(repr(o) for o in options) or "none"
+    raise PriorError(f"{spec.where}: this model has no {what} {name!r}; its {what}s are {listed}")
+
+
+def resolve_priors(targets: PriorTargets, user=None) -> Priors:
+    """The defaults (brms's, or the weakly-informative slopes), overridden by the user's priors
+    (see :func:`normalize_priors`); a more specific prior beats a less specific one, as in brms.
+
+    Every prior is checked here, before any program exists: the class, coefficient and group must
+    exist (the message lists those that do), the distribution must suit the class, the numbers their
+    arguments; bounds are for ``b`` only.
+    """
+    specs, weakly = normalize_priors(user)
+    family = targets.family
+    location, scale = family.prior_location(targets.y), family.prior_scale(targets.y)
+    defaults: dict[str, Prior] = {
         "Intercept": Prior("student_t", (3.0, location, scale)),
         "b": Prior("flat"),
         "sd": Prior("student_t", (3.0, 0.0, scale)),
         "cor": Prior("lkj_corr_cholesky", (1.0,)),
     }
     for dpar in family.dpars:  # the family's own parameters, with brms's defaults from the registry
-        priors[dpar.name] = parse_prior(dpar.prior_for(y), dpar.name, dpar.supports)
-    return priors
+        defaults[dpar.name] = parse_prior(dpar.prior_for(targets.y), dpar.name, dpar.supports)
+    present = {
+        "Intercept": targets.intercept,
+        "b": bool(targets.coefficients),
+        **{dpar.name: True for dpar in family.dpars},
+        "sd": bool(targets.blocks),
+        "cor": bool(targets.correlated_groups),
+    }
+    chosen: dict[tuple[str, str, str], tuple[Prior, PriorSpec]] = {}
+    for spec in specs:
+        key = _check(spec, targets, defaults, present)
+        if key in chosen:
+            raise PriorError(f"{spec.where}: set twice ({chosen[key][1]} and {spec}); keep one")
+        dpar = next((d for d in family.dpars if d.name == spec.class_), None)
+        parsed = parse_prior(spec.prior, spec.class_, dpar.supports if dpar else None)
+        chosen[key] = (parsed, spec)
 
+    def pick(*keys):
+        for key in keys:
+            if key in chosen:
+                return chosen[key][0], key
+        return None, None
 
-def resolve_priors(
-    family: Family, y: np.ndarray, user: Mapping[str, str] | None, present: Mapping[str, bool]
-) -> dict[str, PriorData]:
-    """Defaults overridden by the user's ``{class: "dist(args)"}`` mapping.
-
-    ``present`` says which classes the model has (e.g. ``cor`` only with correlated
-    group-level terms); a prior for a class it lacks is an error, as in brms.
-    """
-    if user is not None and not isinstance(user, Mapping):
-        raise ArgumentError(
-            f"priors must be a dict of parameter class to prior, e.g. {{'b': 'normal(0, 5)'}}; "
-            f"got {type(user).__name__}"
+    rows: list[PriorRow] = []
+    # b: per coefficient
+    b, bounds = [], []
+    class_b, _ = pick(("b", "", ""))
+    for k, coef in enumerate(targets.coefficients):
+        own, key = pick(("b", "", coef))
+        if own is not None:
+            b.append(own)
+        elif class_b is not None:
+            b.append(class_b)
+        elif weakly:
+            width = 2.5 * targets.response_scale / targets.slope_sds[k] if targets.slope_sds[k] > 0 else 2.5
+            b.append(Prior("normal", (0.0, float(f"{width:.3g}"))))
+        else:
+            b.append(defaults["b"])
+        spec = chosen.get(("b", "", coef), chosen.get(("b", "", ""), (None, None)))[1]
+        bounds.append((
+            -np.inf if spec is None or spec.lb is None else spec.lb,
+            np.inf if spec is None or spec.ub is None else spec.ub,
+        ))  # fmt: skip
+    if targets.coefficients:
+        if class_b is not None:
+            class_text, source = _display(class_b), "user"
+        elif weakly:
+            class_text, source = (
+                "normal(0, 2.5 * sd(y) / sd(x))"
+                if targets.response_scale != 1.0
+                else "normal(0, 2.5 / sd(x))",
+                "default",
+            )
+        else:
+            class_text, source = "(flat)", "default"
+        cspec = chosen.get(("b", "", ""), (None, None))[1]
+        rows.append(
+            PriorRow(
+                class_text, "b", lb=_bound(cspec and cspec.lb), ub=_bound(cspec and cspec.ub), source=source
+            )
         )
-    priors = default_priors(family, y)
-    for parameter_class, text in (user or {}).items():
-        if parameter_class not in priors:
-            known = ", ".join(repr(p) for p in priors)
+        for coef, p, (lb, ub) in zip(targets.coefficients, b, bounds):
+            own = ("b", "", coef) in chosen
+            rows.append(PriorRow(_display(p), "b", coef, lb=_bound(lb), ub=_bound(ub),
+                                 source="user" if own else "(vectorized)"))  # fmt: skip
+    # cor: per block
+    class_cor, _ = pick(("cor", "", ""))
+    cor = []
+    for group, _, correlated in targets.blocks:
+        own, _ = pick(("cor", group, ""))
+        cor.append((own or class_cor or defaults["cor"]) if correlated else None)
+    if targets.correlated_groups:
+        rows.append(PriorRow(_display(class_cor or defaults["cor"]), "cor", source=_source(class_cor)))
+        for group in targets.correlated_groups:
+            own, _ = pick(("cor", group, ""))
+            rows.append(PriorRow(_display(own or class_cor or defaults["cor"]), "cor", group=group,
+                                 source="user" if own else "(vectorized)"))  # fmt: skip
+    # Intercept
+    intercept = None
+    if targets.intercept:
+        own, _ = pick(("Intercept", "", ""))
+        intercept = own or defaults["Intercept"]
+        rows.append(PriorRow(_display(intercept), "Intercept", source=_source(own)))
+    # sd: per block and column
+    class_sd, _ = pick(("sd", "", ""))
+    sd = []
+    for group, columns, _ in targets.blocks:
+        group_sd, _ = pick(("sd", group, ""))
+        sd.append(tuple(pick(("sd", group, c))[0] or group_sd or class_sd or defaults["sd"] for c in columns))
+    if targets.blocks:
+        rows.append(PriorRow(_display(class_sd or defaults["sd"]), "sd", lb="0", source=_source(class_sd)))
+        for group in targets.groups:
+            group_sd, _ = pick(("sd", group, ""))
+            shown = group_sd or class_sd or defaults["sd"]
+            rows.append(PriorRow(_display(shown), "sd", group=group, lb="0",
+                                 source="user" if group_sd else "(vectorized)"))  # fmt: skip
+            for term in targets.group_terms(group):
+                own, _ = pick(("sd", group, term))
+                rows.append(PriorRow(_display(own or shown), "sd", term, group, lb="0",
+                                     source="user" if own else "(vectorized)"))  # fmt: skip
+    # the family's parameters
+    dpars = []
+    for dpar in family.dpars:
+        own, _ = pick((dpar.name, "", ""))
+        value = own or defaults[dpar.name]
+        dpars.append((dpar.name, value))
+        rows.append(PriorRow(_display(value), dpar.name, lb=_bound(dpar.lower), ub=_bound(dpar.upper),
+                             source=_source(own)))  # fmt: skip
+    rows.sort(key=lambda r: r.class_.lower())  # brms's order: classes alphabetically, rows within as made
+    return Priors(intercept, tuple(b), tuple(bounds), tuple(sd), tuple(cor), tuple(dpars), tuple(rows))
+
+
+def _source(own) -> str:
+    return "default" if own is None else "user"
+
+
+def _bound(value) -> str:
+    if value is None or not np.isfinite(value):
+        return ""
+    return f"{value:g}"
+
+
+def _check(spec: PriorSpec, targets: PriorTargets, defaults: dict, present: dict) -> tuple[str, str, str]:
+    """The (class, group, coef) a user's prior sets, after checking that the model has it."""
+    family = targets.family
+    if not isinstance(spec.class_, str) or spec.class_ not in defaults:
+        known = ", ".join(repr(p) for p in defaults)
+        raise PriorError(
+            f"priors: unknown parameter class {spec.class_!r} for the {family.name} family; "
+            f"use one of {known}"
+        )
+    if not present.get(spec.class_, False):
+        raise PriorError(
+            f"priors: this model has no {spec.class_!r} "
+            f"({PRIOR_CLASSES.get(spec.class_, 'a family parameter')}): "
+            f"{_ABSENT.get(spec.class_, f'the {family.name} family does not have it')}; "
+            f"remove the prior for {spec.class_!r}"
+        )
+    if (spec.lb is not None or spec.ub is not None) and spec.class_ != "b":
+        raise PriorError(f"{spec.where}: bounds (lb, ub) are only for class 'b', as in brms")
+    if spec.lb is not None and spec.ub is not None and not spec.lb < spec.ub:
+        raise PriorError(f"{spec.where}: lb ({spec.lb:g}) must be below ub ({spec.ub:g})")
+    if spec.class_ == "b":
+        if spec.group:
+            raise PriorError(f"{spec.where}: 'b' has no group (population-level slopes); drop group=")
+        coef = (
+            _find(spec.coef, targets.coefficients, "population-level coefficient", spec) if spec.coef else ""
+        )
+        return ("b", "", coef)
+    if spec.class_ == "sd":
+        group = _find(spec.group, targets.groups, "grouping factor", spec) if spec.group else ""
+        if spec.coef and not group:
             raise PriorError(
-                f"priors: unknown parameter class {parameter_class!r} for the {family.name} "
-                f"family; use one of {known}"
+                f"{spec.where}: an sd prior on one term needs its group too, e.g. "
+                f"lf.prior(..., class_='sd', group={targets.groups[0]!r}, coef={spec.coef!r})"
             )
-        if not present.get(parameter_class, False):
-            raise PriorError(
-                f"priors: this model has no {parameter_class!r} ({PRIOR_CLASSES[parameter_class]}): "
-                f"{_ABSENT[parameter_class]}; remove the prior for {parameter_class!r}"
-            )
-        dpar = next((d for d in family.dpars if d.name == parameter_class), None)
-        priors[parameter_class] = parse_prior(text, parameter_class, dpar.supports if dpar else None)
-    return {name: PriorData(name, prior) for name, prior in priors.items()}
+        coef = (
+            _find(spec.coef, targets.group_terms(group), f"group-level term of {group!r}", spec)
+            if spec.coef
+            else ""
+        )
+        return ("sd", group, coef)
+    if spec.class_ == "cor":
+        if spec.coef:
+            raise PriorError(f"{spec.where}: correlations take one prior per group; drop coef=")
+        group = (
+            _find(spec.group, targets.correlated_groups, "correlated grouping factor", spec)
+            if spec.group
+            else ""
+        )
+        return ("cor", group, "")
+    if spec.coef or spec.group:
+        raise PriorError(f"{spec.where}: {spec.class_!r} is one parameter; drop coef= and group=")
+    return (spec.class_, "", "")
 
 
 _ABSENT = {
     "Intercept": "the formula removes the intercept ('0 +' or '- 1')",
     "b": "the formula has no population-level predictors",
     "sd": "the formula has no group-level terms",
-    "sigma": "only the gaussian family has it",
     "cor": "no group-level term has correlated coefficients",
 }
 

@@ -164,3 +164,16 @@ def wait_for(condition, timeout: float, interval: float = 0.1):
         if value or time.monotonic() > deadline:
             return value
         time.sleep(interval)
+
+
+def prior_arguments(stan_data: dict, parameter_class: str) -> list[float]:
+    """The numbers of the one prior on ``parameter_class`` in the Stan data, in argument order: a
+    vectorized prior (b, sd) must give every element it covers the same numbers."""
+    found = []
+    for key, value in stan_data.items():
+        if not key.startswith(f"prior_{parameter_class}_") or key.endswith(("_n", "_index")):
+            continue
+        values = np.unique(np.asarray(value, dtype=float))
+        assert len(values) == 1, f"{key}: the elements have different numbers {values}"
+        found.append(float(values[0]))
+    return found

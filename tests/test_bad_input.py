@@ -35,6 +35,7 @@ import pytest
 import lmmformula as lf
 from lmmformula.stanc import check_program
 
+from .conftest import prior_arguments
 from .corpus import GROUPS, base, foreign_chain, rx, strip_comments
 
 # --------------------------------------------------------------------------------------------
@@ -309,8 +310,7 @@ def no_intercept(model, kwargs, caught) -> None:
 
 def prior_numbers(parameter_class: str, *numbers: float) -> Callable:
     def check(model, kwargs, caught) -> None:
-        prefix = f"prior_{parameter_class}_"
-        found = [float(v) for k, v in model.stan_data.items() if k.startswith(prefix)]
+        found = prior_arguments(model.stan_data, parameter_class)
         assert found == list(numbers), f"{parameter_class}: expected {list(numbers)}, got {found}"
 
     return check

@@ -33,6 +33,7 @@ import pytest
 import lmmformula as lf
 from lmmformula.stanc import check_program
 
+from .conftest import prior_arguments
 from .corpus import base, foreign_chain, rx, strip_comments
 
 # --------------------------------------------------------------------------------------------
@@ -250,9 +251,8 @@ def data_is(key: str, value) -> Callable:
 
 def prior_is(parameter_class: str, *numbers: float) -> Callable:
     def check(result, kwargs, caught) -> None:
-        prefix = f"prior_{parameter_class}_"
-        found = [float(v) for k, v in result.stan_data.items() if k.startswith(prefix)]
-        assert found == list(numbers), f"prior {parameter_class}: {found}, want {list(numbers)}"
+        found = prior_arguments(result.stan_data, parameter_class)
+        assert found == list(numbers), f"{parameter_class}: expected {list(numbers)}, got {found}"
 
     return check
 

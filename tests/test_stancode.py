@@ -190,8 +190,8 @@ def test_default_priors_follow_brms(coffee):
     assert data["prior_Intercept_location"] == round(float(np.median(y)), 1) == 3.8
     assert data["prior_Intercept_scale"] == scale == 8.7
     assert data["prior_Intercept_df"] == 3
-    assert data["prior_sd_scale"] == data["prior_sigma_scale"] == scale
-    assert data["prior_cor_eta"] == 1
+    assert list(data["prior_sd_1_student_t_scale"]) == [scale, scale] and data["prior_sigma_scale"] == scale
+    assert data["prior_cor_1_eta"] == 1
     code = lf.make_stancode("y ~ x + (x | group)", coffee)
     prior = "student_t(prior_Intercept_df, prior_Intercept_location, prior_Intercept_scale)"
     assert f"alpha ~ {prior};" in code  # the intercept at the means of the predictors
@@ -201,7 +201,7 @@ def test_default_priors_follow_brms(coffee):
 def test_default_priors_for_other_families(toy):
     poisson = lf.make_standata("count ~ x + (1 | g)", toy, family="poisson")
     assert poisson["prior_Intercept_location"] == round(float(np.log(np.median(toy["count"]))), 1)
-    assert poisson["prior_Intercept_scale"] == poisson["prior_sd_scale"] == 2.5
+    assert poisson["prior_Intercept_scale"] == poisson["prior_sd_1_student_t_scale"][0] == 2.5
     bernoulli = lf.make_standata("yes ~ x + (1 | g)", toy, family="bernoulli")
     assert bernoulli["prior_Intercept_location"] == 0 and bernoulli["prior_Intercept_scale"] == 2.5
     assert "prior_sigma_scale" not in bernoulli
@@ -211,9 +211,10 @@ def test_user_priors_keep_numbers_in_the_data(coffee, stanc):
     priors = {"b": "normal(0, 5)", "sd": "exponential(1)", "cor": "lkj(2)", "sigma": "normal(0, 3)"}
     model = lf.Model("y ~ x + (x | group)", coffee, priors=priors)
     stanc(model.stan_code)
-    assert "b ~ normal(prior_b_location, prior_b_scale);" in model.stan_code
-    assert "sd_1 ~ exponential(prior_sd_rate);" in model.stan_code
-    assert model.stan_data["prior_b_scale"] == 5 and model.stan_data["prior_cor_eta"] == 2
+    code = model.stan_code
+    assert "b[prior_b_normal_index] ~ normal(prior_b_normal_location, prior_b_normal_scale);" in code
+    assert "sd_1[prior_sd_1_exponential_index] ~ exponential(prior_sd_1_exponential_rate);" in model.stan_code
+    assert list(model.stan_data["prior_b_normal_scale"]) == [5] and model.stan_data["prior_cor_1_eta"] == 2
     other = lf.Model("y ~ x + (x | group)", coffee, priors={**priors, "b": "normal(1, 10)"})
     assert other.stan_code == model.stan_code
 

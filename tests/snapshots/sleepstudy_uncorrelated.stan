@@ -16,16 +16,19 @@ data {
   matrix[M_1, K + 1] F_1;  // which population-level coefficient each column varies around
   matrix[N_1, K + 1] G_1;  // level-constant predictors a centered intercept also varies around
   vector<lower=0, upper=1>[N_1] w_1;  // levels' weights in the mean intercept swept into Intercept (zeros: not swept)
-  // prior hyperparameters
+  // the priors' numbers (and which coefficients each distribution covers)
   real<lower=0> prior_Intercept_df;
   real prior_Intercept_location;
   real<lower=0> prior_Intercept_scale;
   real<lower=0> prior_sigma_df;
   real prior_sigma_location;
   real<lower=0> prior_sigma_scale;
-  real<lower=0> prior_sd_df;
-  real prior_sd_location;
-  real<lower=0> prior_sd_scale;
+  int<lower=1, upper=M_1> prior_sd_1_student_t_n;  // elements of sd_1 with a student_t prior
+  array[prior_sd_1_student_t_n] int<lower=1, upper=M_1> prior_sd_1_student_t_index;  // which
+  vector<lower=0>[prior_sd_1_student_t_n] prior_sd_1_student_t_df;
+  vector[prior_sd_1_student_t_n] prior_sd_1_student_t_location;
+  vector<lower=0>[prior_sd_1_student_t_n] prior_sd_1_student_t_scale;
+  int<lower=0, upper=1> prior_only;  // 1: leave the likelihood out and sample the priors
 }
 transformed data {
   vector[K] means_X;  // column means of X
@@ -64,16 +67,18 @@ transformed parameters {
 }
 model {
   real alpha = b_Intercept + dot_product(means_X, b);  // the intercept at the means of the predictors
-  // the linear predictor without X * b
-  vector[N] mu = (alpha + r_1[:, 1])[J_1];  // intercept and Subject intercepts
-  for (m in 2:M_1) {
-    mu += Z_1[:, m] .* r_1[J_1, m];  // Subject: slopes
+  if (!prior_only) {  // the likelihood (a prior-only fit leaves it out)
+    // the linear predictor without X * b
+    vector[N] mu = (alpha + r_1[:, 1])[J_1];  // intercept and Subject intercepts
+    for (m in 2:M_1) {
+      mu += Z_1[:, m] .* r_1[J_1, m];  // Subject: slopes
+    }
+    Y ~ normal_id_glm(Xc, mu, b, sigma);
   }
-  Y ~ normal_id_glm(Xc, mu, b, sigma);
-  // priors
+  // priors: their numbers are data (prior_*)
   alpha ~ student_t(prior_Intercept_df, prior_Intercept_location, prior_Intercept_scale);
   sigma ~ student_t(prior_sigma_df, prior_sigma_location, prior_sigma_scale);
-  sd_1 ~ student_t(prior_sd_df, prior_sd_location, prior_sd_scale);
+  sd_1[prior_sd_1_student_t_index] ~ student_t(prior_sd_1_student_t_df, prior_sd_1_student_t_location, prior_sd_1_student_t_scale);
   for (m in 1:M_1) {
     if (m <= centered_1) {
       r_1[:, m] ~ normal(0, sd_1[m]);

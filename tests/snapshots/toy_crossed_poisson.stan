@@ -26,13 +26,21 @@ data {
   matrix[M_2, K + 1] F_2;  // which population-level coefficient each column varies around
   matrix[N_2, K + 1] G_2;  // level-constant predictors a centered intercept also varies around
   vector<lower=0, upper=1>[N_2] w_2;  // levels' weights in the mean intercept swept into Intercept (zeros: not swept)
-  // prior hyperparameters
+  // the priors' numbers (and which coefficients each distribution covers)
   real<lower=0> prior_Intercept_df;
   real prior_Intercept_location;
   real<lower=0> prior_Intercept_scale;
-  real<lower=0> prior_sd_df;
-  real prior_sd_location;
-  real<lower=0> prior_sd_scale;
+  int<lower=1, upper=M_1> prior_sd_1_student_t_n;  // elements of sd_1 with a student_t prior
+  array[prior_sd_1_student_t_n] int<lower=1, upper=M_1> prior_sd_1_student_t_index;  // which
+  vector<lower=0>[prior_sd_1_student_t_n] prior_sd_1_student_t_df;
+  vector[prior_sd_1_student_t_n] prior_sd_1_student_t_location;
+  vector<lower=0>[prior_sd_1_student_t_n] prior_sd_1_student_t_scale;
+  int<lower=1, upper=M_2> prior_sd_2_student_t_n;  // elements of sd_2 with a student_t prior
+  array[prior_sd_2_student_t_n] int<lower=1, upper=M_2> prior_sd_2_student_t_index;  // which
+  vector<lower=0>[prior_sd_2_student_t_n] prior_sd_2_student_t_df;
+  vector[prior_sd_2_student_t_n] prior_sd_2_student_t_location;
+  vector<lower=0>[prior_sd_2_student_t_n] prior_sd_2_student_t_scale;
+  int<lower=0, upper=1> prior_only;  // 1: leave the likelihood out and sample the priors
 }
 transformed data {
   vector[K] means_X;  // column means of X
@@ -83,13 +91,16 @@ transformed parameters {
 }
 model {
   real alpha = b_Intercept + dot_product(means_X, b);  // the intercept at the means of the predictors
-  // the linear predictor without X * b
-  vector[N] mu = (alpha + r_1[:, 1])[J_1];  // intercept and g intercepts
-  mu += r_2[J_2, 1];  // a: intercepts
-  Y ~ poisson_log_glm(Xc, mu, b);
-  // priors
+  if (!prior_only) {  // the likelihood (a prior-only fit leaves it out)
+    // the linear predictor without X * b
+    vector[N] mu = (alpha + r_1[:, 1])[J_1];  // intercept and g intercepts
+    mu += r_2[J_2, 1];  // a: intercepts
+    Y ~ poisson_log_glm(Xc, mu, b);
+  }
+  // priors: their numbers are data (prior_*)
   alpha ~ student_t(prior_Intercept_df, prior_Intercept_location, prior_Intercept_scale);
-  sd_1 ~ student_t(prior_sd_df, prior_sd_location, prior_sd_scale);
+  sd_1[prior_sd_1_student_t_index] ~ student_t(prior_sd_1_student_t_df, prior_sd_1_student_t_location, prior_sd_1_student_t_scale);
+  sd_2[prior_sd_2_student_t_index] ~ student_t(prior_sd_2_student_t_df, prior_sd_2_student_t_location, prior_sd_2_student_t_scale);
   for (m in 1:M_1) {
     if (m <= centered_1) {
       r_1[:, m] ~ normal(0, sd_1[m]);
@@ -97,7 +108,6 @@ model {
       z_1[:, m] ~ std_normal();
     }
   }
-  sd_2 ~ student_t(prior_sd_df, prior_sd_location, prior_sd_scale);
   for (m in 1:M_2) {
     if (m <= centered_2) {
       r_2[:, m] ~ normal(0, sd_2[m]);
