@@ -27,33 +27,11 @@ def to_inference_data(
     ``r_<group>`` (dims ``<group>``, ``<group>__term``); sample_stats; observed_data and
     constant_data (the population-level design, dim ``obs``); log_likelihood and
     posterior_predictive of the response ``y`` when asked; ``predictions`` ((draws, rows) and the rows'
-    labels) as the predictions group."""
+    labels) as the predictions group; prior (as posterior) for a fit with ``sample_prior="yes"``."""
     import arviz_base
 
     spec = fit.model.design
-    posterior: dict[str, np.ndarray] = dict(results.fixef_draws(spec, fit.posterior))
-    coords: dict[str, list] = {}
-    dims: dict[str, list[str]] = {}
-    varcorr = results.varcorr_draws(spec, fit.posterior)
-    for dpar in spec.family.dpars:  # sigma, shape, nu, phi: under brms's names
-        posterior[dpar.name] = fit.posterior[dpar.name]
-    for group in results.ranef_draws(spec, fit.posterior).values():
-        name = group.factor
-        term_dim, pair_dim = f"{name}__term", f"{name}__pair"
-        sds = [(label[3:-1], v) for (g, label), v in varcorr.items() if g == name and label.startswith("sd(")]
-        cors = [
-            (label[4:-1], v) for (g, label), v in varcorr.items() if g == name and label.startswith("cor(")
-        ]
-        posterior[f"sd_{name}"] = np.stack([v for _, v in sds], axis=-1)
-        coords[term_dim] = [t for t, _ in sds]
-        dims[f"sd_{name}"] = [term_dim]
-        if cors:
-            posterior[f"cor_{name}"] = np.stack([v for _, v in cors], axis=-1)
-            coords[pair_dim] = [p for p, _ in cors]
-            dims[f"cor_{name}"] = [pair_dim]
-        posterior[f"r_{name}"] = group.draws
-        coords[name] = list(group.levels)
-        dims[f"r_{name}"] = [name, term_dim]
+    posterior, coords, dims = _named(spec, fit.posterior)
     sample_stats = {
         new: (fit.sampler[old].astype(bool) if new == "diverging" else fit.sampler[old])
         for old, new in _SAMPLE_STATS.items()
@@ -65,6 +43,7 @@ def to_inference_data(
     shape = (fit.num_chains, fit.num_draws)
     groups = {
         "posterior": posterior,
+        "prior": _named(spec, fit.prior_draws_.posterior)[0] if fit.prior_draws_ is not None else {},
         "sample_stats": sample_stats,
         "observed_data": {"y": observed},
         "constant_data": {"X": design.X} if spec.fixed_columns else {},
@@ -92,3 +71,31 @@ def to_inference_data(
         {"formula": fit.model.formula, "family": str(fit.model.family), "inference_library": "lmmformula"}
     )
     return tree
+
+
+def _named(spec, draws: dict) -> tuple[dict, dict, dict]:
+    """Stan draws as the posterior (or prior) group's variables, with their coords and dims."""
+    named: dict[str, np.ndarray] = dict(results.fixef_draws(spec, draws))
+    coords: dict[str, list] = {}
+    dims: dict[str, list[str]] = {}
+    varcorr = results.varcorr_draws(spec, draws)
+    for dpar in spec.family.dpars:  # sigma, shape, nu, phi: under brms's names
+        named[dpar.name] = draws[dpar.name]
+    for group in results.ranef_draws(spec, draws).values():
+        name = group.factor
+        term_dim, pair_dim = f"{name}__term", f"{name}__pair"
+        sds = [(label[3:-1], v) for (g, label), v in varcorr.items() if g == name and label.startswith("sd(")]
+        cors = [
+            (label[4:-1], v) for (g, label), v in varcorr.items() if g == name and label.startswith("cor(")
+        ]
+        named[f"sd_{name}"] = np.stack([v for _, v in sds], axis=-1)
+        coords[term_dim] = [t for t, _ in sds]
+        dims[f"sd_{name}"] = [term_dim]
+        if cors:
+            named[f"cor_{name}"] = np.stack([v for _, v in cors], axis=-1)
+            coords[pair_dim] = [p for p, _ in cors]
+            dims[f"cor_{name}"] = [pair_dim]
+        named[f"r_{name}"] = group.draws
+        coords[name] = list(group.levels)
+        dims[f"r_{name}"] = [name, term_dim]
+    return named, coords, dims

@@ -293,6 +293,9 @@ def test_a_tight_prior_pulls_the_estimate_and_sample_prior_yes(prior_only_fit, c
     assert abs(fixef.loc["x", "Estimate"] - 5) < 0.05
     sd_x = fit.varcorr().loc[("group", "sd(x)"), "Estimate"]
     assert sd_x < 0.05  # free, it is about 1 (coffee's teams' slopes)
+    assert float(fit.to_arviz(log_likelihood=False, posterior_predictive=False).prior["x"].mean()) == (
+        pytest.approx(5, abs=0.01)
+    )
     prior = fit.prior_draws()
     assert prior["b_x"].mean() == pytest.approx(5, abs=0.01) and prior["b_x"].std() == pytest.approx(
         0.01, rel=0.15
