@@ -681,6 +681,11 @@ def _check(spec: PriorSpec, targets: PriorTargets, defaults: dict, present: dict
             f"{_ABSENT.get(spec.class_, f'the {family.name} family does not have it')}; "
             f"remove the prior for {spec.class_!r}"
         )
+    if spec.dpar == "thresholds" and not family.ordinal:
+        raise PriorError(
+            f"{spec.where}: only an ordinal family has thresholds; the {family.name} family's intercept is "
+            "class_='Intercept'"
+        )
     if (spec.lb is not None or spec.ub is not None) and spec.class_ != "b":
         raise PriorError(f"{spec.where}: bounds (lb, ub) are only for class 'b', as in brms")
     if spec.lb is not None and spec.ub is not None and not spec.lb < spec.ub:

@@ -201,6 +201,7 @@ def test_weakly_informative_slopes_scale_by_the_data(sleepstudy, cbpp):
         (["normal(0, 1)"], lf.ArgumentError, ("lf.prior",)),
         ([lf.prior("lkj(2)", class_="b")], lf.PriorError, ("lkj",)),
         ([lf.prior("beta(1, 1)", class_="sd")], lf.PriorError, ("beta",)),
+        ([lf.prior("normal(0, 1)", dpar="thresholds")], lf.PriorError, ("ordinal",)),
     ],
 )
 def test_bad_priors_say_what_exists(sleepstudy, priors, error, needles):
@@ -300,3 +301,27 @@ def test_a_tight_prior_pulls_the_estimate_and_sample_prior_yes(prior_only_fit, c
     assert prior["b_x"].mean() == pytest.approx(5, abs=0.01) and prior["b_x"].std() == pytest.approx(
         0.01, rel=0.15
     )
+
+
+def test_every_family_takes_priors_on_its_parameters(toy, stanc):
+    """Registry-wide: each family's own parameters take a prior by dpar= (an ordinal family's thresholds
+    too), it shows in get_prior as the user's, and the program passes stanc."""
+    from lmmformula.families import FAMILIES
+
+    from .test_families import recovery_data
+
+    for name, family in sorted(FAMILIES.items()):
+        data, _ = recovery_data(family, n=40, groups=5)
+        response = "y | trials(n)" if family.response == "binomial" else "y"
+        priors = [lf.prior("normal(0, 2)", dpar="thresholds")] if family.ordinal else []
+        for dpar in family.dpars:
+            priors.append(
+                lf.prior("beta(2, 2)" if dpar.supports == ("unit",) else "exponential(3)", dpar=dpar.name)
+            )
+        model = lf.Model(f"{response} ~ x + (1 | g)", data, family=family, priors=priors)
+        table = model.get_prior().set_index("class")
+        for spec in priors:
+            assert table.loc[spec.class_, "source"] == "user", (name, spec)
+        if family.ordinal:
+            assert model.stan_data["prior_Intercept_scale"] == 2
+        stanc(model.stan_code)
