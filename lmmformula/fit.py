@@ -173,7 +173,7 @@ class Fit:
             raise ArgumentError(
                 "this fit has no prior draws: fit with sample_prior='yes' (or 'only' for the priors alone)"
             )
-        return _draw_frame(results.readable_draws(self.model.design, self.prior_draws_.posterior))
+        return _draw_frame(results.readable_draws(self.model.design, self.prior_draws_.parameters))
 
     def summary(self, prob: float = 0.95) -> Summary:
         """brms-style report: print it, or let Jupyter show it as HTML.

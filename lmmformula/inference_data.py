@@ -43,7 +43,7 @@ def to_inference_data(
     shape = (fit.num_chains, fit.num_draws)
     groups = {
         "posterior": posterior,
-        "prior": _named(spec, fit.prior_draws_.posterior)[0] if fit.prior_draws_ is not None else {},
+        "prior": _named(spec, fit.prior_draws_.parameters)[0] if fit.prior_draws_ is not None else {},
         "sample_stats": sample_stats,
         "observed_data": {"y": observed},
         "constant_data": {"X": design.X} if spec.fixed_columns else {},

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from lmmformula.datasets import load_dataset
+from lmmformula.engines import cmdstan
 from lmmformula.stanc import check_program, stanc_path
 
 DATA = Path(__file__).parent / "data"
@@ -78,6 +79,16 @@ def stanc():
     return check_program
 
 
+#: The backends present on this machine: the embedded engine always, cmdstanpy where CmdStan is installed.
+BACKENDS = ("embedded", "cmdstanpy") if cmdstan.available() else ("embedded",)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    """Each backend present (tests of behaviour both must share run once per backend)."""
+    return request.param
+
+
 @pytest.fixture(scope="session")
 def coffee_model(coffee):
     import lmmformula as lf
@@ -132,7 +143,8 @@ def command_line(pid: int) -> list[str]:
 
 
 def chain_workers(pid: int) -> dict[int, int]:
-    """The embedded engine's workers among the descendants of ``pid``: chain number -> pid."""
+    """The chain processes among the descendants of ``pid``, chain number -> pid: the embedded
+    engine's workers, or CmdStan's model executables (``... id=<chain> ... method=sample``)."""
     workers = {}
     for child in descendants(pid):
         command = command_line(child)
@@ -140,6 +152,9 @@ def chain_workers(pid: int) -> dict[int, int]:
         if worker is not None:
             draws_path = command[command.index(worker) + 2]
             workers[int(re.search(r"chain(\d+)\.", draws_path).group(1))] = child
+        elif "method=sample" in command:
+            number = next((part[3:] for part in command if re.fullmatch(r"id=\d+", part)), "1")
+            workers[int(number)] = child
     return workers
 
 

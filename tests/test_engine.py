@@ -1,6 +1,8 @@
-"""The embedded engine: compile cache, sampling, seeds, clean-up, interrupts; the cmdstanpy backend.
+"""The engines: compile cache, sampling, seeds, clean-up, interrupts. Behaviour both backends share runs
+on each backend present (the ``backend`` fixture: the embedded engine, and cmdstanpy where CmdStan is
+installed); tests of the embedded engine's own machinery say ``backend="embedded"``.
 
-The coffee model is compiled once per machine (cached); the fits here stay small except
+The coffee model is compiled once per machine and backend (cached); the fits here stay small except
 the acceptance fit, which uses the defaults.
 """
 
@@ -73,8 +75,8 @@ def test_draws_keep_stan_shapes(coffee_fit):
     np.testing.assert_allclose(cor[..., 0, 1], cor[..., 1, 0])
 
 
-def test_same_seed_gives_identical_draws(coffee_model):
-    kwargs = dict(chains=2, iter_warmup=150, iter_sampling=100, seed=42, progress=False)
+def test_same_seed_gives_identical_draws(coffee_model, backend):
+    kwargs = dict(chains=2, iter_warmup=150, iter_sampling=100, seed=42, progress=False, backend=backend)
     with pytest.warns(diagnostics.SamplingWarning):  # short chains: low ESS is expected
         first = coffee_model.fit(**kwargs)
     with pytest.warns(diagnostics.SamplingWarning):
@@ -86,23 +88,30 @@ def test_same_seed_gives_identical_draws(coffee_model):
     assert not np.array_equal(first.posterior["sigma"], other.posterior["sigma"])
 
 
-def test_quiet_and_clean(coffee_model, capfd, tmp_path, monkeypatch):
+def test_quiet_and_clean(coffee_model, capfd, tmp_path, monkeypatch, backend):
     monkeypatch.chdir(tmp_path)
     temp = Path(tempfile.gettempdir())
     before = set(temp.glob("lmmformula-*"))
     handler = signal.getsignal(signal.SIGTERM)
     with pytest.warns(diagnostics.SamplingWarning):
-        coffee_model.fit(chains=2, iter_warmup=100, iter_sampling=50, seed=3, progress=False)
+        fit = coffee_model.fit(
+            chains=2, iter_warmup=100, iter_sampling=50, seed=3, progress=False, backend=backend
+        )
     out, err = capfd.readouterr()
     assert out == "" and err == ""
+    assert fit.backend == backend
+    for key in ("warmup_max_chain", "sampling_max_chain", "until_sampler_started"):  # the same timings
+        assert 0 < fit.timings[key] < fit.timings["sampling_wall"] + 60, key
     assert list(tmp_path.iterdir()) == []
     assert set(temp.glob("lmmformula-*")) == before
     assert signal.getsignal(signal.SIGTERM) is handler  # the SIGTERM handler lives only while sampling
 
 
-def test_fit_inside_a_running_event_loop(coffee_model):
+def test_fit_inside_a_running_event_loop(coffee_model, backend):
     async def notebook_cell():
-        return coffee_model.fit(chains=1, iter_warmup=100, iter_sampling=50, seed=5, progress=False)
+        return coffee_model.fit(
+            chains=1, iter_warmup=100, iter_sampling=50, seed=5, progress=False, backend=backend
+        )
 
     with pytest.warns(diagnostics.SamplingWarning):
         fit = asyncio.run(notebook_cell())
@@ -115,16 +124,18 @@ def _run_python(code: str, **kwargs) -> subprocess.CompletedProcess:
     )
 
 
-def test_renamed_formula_in_a_fresh_process_reuses_the_compiled_model(coffee_fit):
+def test_renamed_formula_in_a_fresh_process_reuses_the_compiled_model(coffee_model, backend):
+    with pytest.warns(diagnostics.SamplingWarning):  # compiled for this backend, if it was not
+        coffee_model.fit(chains=1, iter_warmup=20, iter_sampling=10, seed=1, progress=False, backend=backend)
     result = _run_python(
-        """
+        f"""
         import json, warnings
         import lmmformula as lf
-        data = lf.load_dataset("coffee").rename(columns={"y": "score", "x": "beans", "group": "team"})
+        data = lf.load_dataset("coffee").rename(columns={{"y": "score", "x": "beans", "group": "team"}})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fit = lf.Model("score ~ beans + (beans | team)", data).fit(
-                chains=2, iter_warmup=100, iter_sampling=50, seed=1, progress=False)
+                chains=2, iter_warmup=100, iter_sampling=50, seed=1, progress=False, backend={backend!r})
         print(json.dumps(fit.timings))
         """,
         check=True,
@@ -134,17 +145,23 @@ def test_renamed_formula_in_a_fresh_process_reuses_the_compiled_model(coffee_fit
     print("fresh process, cached model: sampler started after", timings["until_sampler_started"], "s")
 
 
-def test_ctrl_c_stops_every_worker(coffee_fit, tmp_path):
-    """Counts only this test's own workers: another fit on the machine does not matter."""
+def test_ctrl_c_stops_every_worker(coffee_model, tmp_path, backend):
+    """A SIGINT to the Python process alone (``kill -INT``, a Jupyter kernel interrupt) stops every chain
+    process, on every backend. Counts only this test's own workers: another fit on the machine does not
+    matter."""
+    with pytest.warns(diagnostics.SamplingWarning):  # compiled for this backend, if it was not
+        coffee_model.fit(chains=1, iter_warmup=20, iter_sampling=10, seed=1, progress=False, backend=backend)
     process = subprocess.Popen(
         [
             sys.executable,
             "-c",
             textwrap.dedent(
-                """
+                f"""
             import lmmformula as lf
             model = lf.Model("y ~ x + (x | group)", lf.load_dataset("coffee"))
-            model.fit(chains=2, iter_warmup=20000, iter_sampling=20000, seed=1, progress=False)
+            model.fit(
+                chains=2, iter_warmup=20000, iter_sampling=20000, seed=1, progress=False, backend={backend!r}
+            )
             """
             ),
         ],
@@ -238,12 +255,19 @@ def test_cache_key_ignores_comments():
 @pytest.mark.skipif(
     not cmdstan.available(), reason="CmdStan is not installed (cmdstanpy.cmdstan_path() failed)"
 )
-def test_cmdstanpy_backend_gives_the_same_fit(coffee_model):
-    fit = coffee_model.fit(chains=2, seed=1, progress=False, backend="cmdstanpy")
-    ref = reference("coffee")
-    assert fit.backend == "cmdstanpy"
-    assert abs(fit.posterior[names.SLOPES][..., 0].mean() - ref["fixef"]["x"]) < 0.25 * ref["fixef_se"]["x"]
-    assert fit.posterior[names.block(1).effects].shape == (2, 1000, 100, 2)
+def test_cmdstanpy_backend_gives_the_same_draws(coffee_model):
+    """The same program, settings and seed: CmdStan's draws are the embedded engine's at full precision
+    (sig_figs=18), and the Fit has the same fields."""
+    kwargs = dict(chains=2, iter_warmup=200, iter_sampling=200, seed=11, progress=False)
+    with pytest.warns(diagnostics.SamplingWarning):
+        cmd = coffee_model.fit(backend="cmdstanpy", **kwargs)
+    with pytest.warns(diagnostics.SamplingWarning):
+        emb = coffee_model.fit(backend="embedded", **kwargs)
+    assert cmd.backend == "cmdstanpy" and emb.backend == "embedded"
+    assert set(cmd.posterior) == set(emb.posterior) and set(cmd.sampler) <= set(emb.sampler) | {"lp__"}
+    for name, values in emb.posterior.items():
+        np.testing.assert_allclose(cmd.posterior[name], values, rtol=1e-9, atol=1e-12, err_msg=name)
+    assert set(cmd.timings) == set(emb.timings)
 
 
 def test_backend_names_are_checked(coffee_model):

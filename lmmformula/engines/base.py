@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import ArgumentError
+from ..errors import ArgumentError, EngineError
 
 
 @dataclass(frozen=True)
@@ -81,3 +86,67 @@ class ChainOutput:
     values: np.ndarray
     seconds: dict[str, float]
     first_message_at: float | None = None  # time.perf_counter() when the chain first reported
+
+
+def killed_message(chain: int, number: int, others: bool) -> str:
+    """What to say when chain ``chain``'s process was killed by signal ``number``."""
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        name = "an unknown signal"
+    message = f"chain {chain} was killed by signal {name} ({number})"
+    if number == signal.SIGKILL:
+        message += ", e.g. by the out-of-memory killer"
+    elif number in (signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGFPE, signal.SIGILL):
+        message += ": a crash in the compiled model or in Stan"
+    elif number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        message += " sent from outside this process"
+    if others:
+        message += "; the other chains were stopped"
+    return message
+
+
+def elapsed(messages: list[str]) -> dict[str, float]:
+    """Warm-up and sampling seconds from Stan's closing log lines."""
+    seconds = {}
+    for message in messages:
+        match = re.search(r"([\d.]+) seconds \((Warm-up|Sampling)\)", message)
+        if match:
+            seconds[match.group(2).lower()] = float(match.group(1))
+    return seconds
+
+
+@contextmanager
+def sigterm_unwinds() -> Iterator[None]:
+    """While compiling or sampling in the main thread, SIGTERM (a job scheduler, a kernel
+    restart) unwinds like Ctrl-C does, stopping the compiler or the workers and removing
+    the temporary folder, and then has its usual effect: the previous handler is
+    restored and called, or, for the default one, the process ends by SIGTERM."""
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.getsignal(signal.SIGTERM)
+    if previous in (None, signal.SIG_IGN) or getattr(previous, "_lmmformula", False):
+        yield  # not the main thread, SIGTERM ignored, handler not set from Python, or nested
+        return
+    received = []
+
+    def unwind(signum, frame):
+        if not received:  # a second SIGTERM does not interrupt the clean-up
+            received.append(frame)
+            raise SystemExit(128 + signum)
+
+    unwind._lmmformula = True
+    signal.signal(signal.SIGTERM, unwind)
+    try:
+        yield
+    except BaseException:
+        if not received:
+            raise
+        signal.signal(signal.SIGTERM, previous)
+        if previous is signal.SIG_DFL:
+            os.kill(os.getpid(), signal.SIGTERM)  # ends the process, as if we had not been here
+        else:
+            previous(signal.SIGTERM, received[0])
+        raise EngineError("compiling or sampling was stopped by SIGTERM") from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -29,10 +29,8 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -44,7 +42,7 @@ from ..cache import cache_root, cached_build, discard, program_key
 from ..errors import EngineError
 from ..stanc import PROGRAM_NAME, StanCompileError, check_program, with_program_line
 from ._chain import MODULE_FAILED
-from .base import ChainOutput, CompiledProgram, SamplerSettings
+from .base import ChainOutput, CompiledProgram, SamplerSettings, elapsed, killed_message, sigterm_unwinds
 
 HTTPSTAN_DIR = Path(httpstan.__file__).parent
 MODULE_NAME = "model.so"
@@ -90,7 +88,7 @@ def compile_program(code: str, announce: Callable[[], None] | None = None) -> Co
         _build(code, key, folder)
 
     started = time.perf_counter()
-    with _sigterm_unwinds():
+    with sigterm_unwinds():
         folder, built = cached_build("embedded", key, build, required=(MODULE_NAME,))
     return CompiledProgram(
         code=code,
@@ -249,7 +247,7 @@ def sample(
 
     A cached module that the workers cannot load is rebuilt once (with a warning).
     """
-    with _sigterm_unwinds():
+    with sigterm_unwinds():
         outputs = _run_chains(program, data, settings, progress)
         if isinstance(outputs, str) and not program.compiled_now:
             discard(program.path.parent, f"its module failed to load: {outputs}")
@@ -346,42 +344,6 @@ def _stop(chains: list[_Chain]) -> None:
             chain.process.stdout.close()
 
 
-@contextmanager
-def _sigterm_unwinds() -> Iterator[None]:
-    """While compiling or sampling in the main thread, SIGTERM (a job scheduler, a kernel
-    restart) unwinds like Ctrl-C does, stopping the compiler or the workers and removing
-    the temporary folder, and then has its usual effect: the previous handler is
-    restored and called, or, for the default one, the process ends by SIGTERM."""
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.getsignal(signal.SIGTERM)
-    if previous in (None, signal.SIG_IGN) or getattr(previous, "_lmmformula", False):
-        yield  # not the main thread, SIGTERM ignored, handler not set from Python, or nested
-        return
-    received = []
-
-    def unwind(signum, frame):
-        if not received:  # a second SIGTERM does not interrupt the clean-up
-            received.append(frame)
-            raise SystemExit(128 + signum)
-
-    unwind._lmmformula = True
-    signal.signal(signal.SIGTERM, unwind)
-    try:
-        yield
-    except BaseException:
-        if not received:
-            raise
-        signal.signal(signal.SIGTERM, previous)
-        if previous is signal.SIG_DFL:
-            os.kill(os.getpid(), signal.SIGTERM)  # ends the process, as if we had not been here
-        else:
-            previous(signal.SIGTERM, received[0])
-        raise EngineError("compiling or sampling was stopped by SIGTERM") from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _start(program, data_path, settings, seed, number, folder) -> _Chain:
     init, radius = settings.init_for(number)
     init_path = ""
@@ -474,25 +436,13 @@ def _finish(chain: _Chain, others: bool) -> ChainOutput:
         chain=chain.number,
         columns=columns,
         values=np.array(np.load(chain.draws, mmap_mode="r")),
-        seconds=_elapsed(chain.messages),
+        seconds=elapsed(chain.messages),
         first_message_at=chain.first_message_at,
     )
 
 
 def _killed(chain: _Chain, number: int, others: bool) -> str:
-    try:
-        name = signal.Signals(number).name
-    except ValueError:
-        name = "an unknown signal"
-    message = f"chain {chain.number} was killed by signal {name} ({number})"
-    if number == signal.SIGKILL:
-        message += ", e.g. by the out-of-memory killer"
-    elif number in (signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGFPE, signal.SIGILL):
-        message += ": a crash in the compiled model or in Stan"
-    elif number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        message += " sent from outside this process"
-    if others:
-        message += "; the other chains were stopped"
+    message = killed_message(chain.number, number, others)
     log = _log_tail(chain, 1000).strip()
     return f"{message}\n{log}" if log else message
 
@@ -502,13 +452,3 @@ def _log_tail(chain: _Chain, size: int = 2000) -> str:
         return chain.log.read_text(errors="replace")[-size:]
     except OSError:
         return ""
-
-
-def _elapsed(messages: list[str]) -> dict[str, float]:
-    """Warm-up and sampling seconds from Stan's closing log lines."""
-    seconds = {}
-    for message in messages:
-        match = re.search(r"([\d.]+) seconds \((Warm-up|Sampling)\)", message)
-        if match:
-            seconds[match.group(2).lower()] = float(match.group(1))
-    return seconds
