@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -150,3 +151,20 @@ def sigterm_unwinds() -> Iterator[None]:
         raise EngineError("compiling or sampling was stopped by SIGTERM") from None
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def write_stan_json(values: dict, path: Path) -> None:
+    """Stan data or initial values as Stan's JSON: integers stay integers, arrays nest."""
+
+    def plain(value):
+        if isinstance(value, np.ndarray):
+            return value.tolist()
+        if isinstance(value, np.integer | bool | np.bool_):
+            return int(value)
+        if isinstance(value, np.floating):
+            return float(value)
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        return value
+
+    path.write_text(json.dumps({name: plain(value) for name, value in values.items()}))

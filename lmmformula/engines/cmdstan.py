@@ -25,7 +25,15 @@ from pathlib import Path
 
 from ..cache import cached_build, program_key
 from ..errors import EngineError
-from .base import ChainOutput, CompiledProgram, SamplerSettings, elapsed, killed_message, sigterm_unwinds
+from .base import (
+    ChainOutput,
+    CompiledProgram,
+    SamplerSettings,
+    elapsed,
+    killed_message,
+    sigterm_unwinds,
+    write_stan_json,
+)
 
 #: Significant digits of the draws CmdStan writes: 18 makes every double round-trip.
 SIG_FIGS = 18
@@ -58,8 +66,9 @@ def compile_program(code: str, announce: Callable[[], None] | None = None) -> Co
         if announce is not None:
             announce()
         (folder / "model.stan").write_text(code)
-        with _quiet(), sigterm_unwinds():
-            compiled = Path(cmdstanpy.compile_stan_file(str(folder / "model.stan")))
+        compiled = Path(
+            _in_worker(lambda: cmdstanpy.compile_stan_file(str(folder / "model.stan")), _COMPILERS)
+        )
         if compiled != folder / "model":
             shutil.move(str(compiled), str(folder / "model"))
 
@@ -85,14 +94,35 @@ def sample(
     import cmdstanpy
 
     model = cmdstanpy.CmdStanModel(exe_file=str(program.path))
-    folder = tempfile.mkdtemp(prefix=f"lmmformula-{os.getpid()}-cmdstan-")
-    console = _Console(progress)
-    outcome: dict = {}
-
-    def run() -> None:
+    with sigterm_unwinds():  # around the folder's removal too: SIGTERM ends the process right after
+        folder = Path(tempfile.mkdtemp(prefix=f"lmmformula-{os.getpid()}-cmdstan-"))
         try:
-            outcome["fit"] = model.sample(
-                data=data,
+            fit, console = _sample_into(model, program, data, settings, progress, folder)
+            values = fit.draws(concat_chains=False)  # (draw, chain, column)
+            columns = tuple(fit.column_names)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    return [
+        ChainOutput(
+            chain=chain + 1,
+            columns=columns,
+            values=values[:, chain, :],
+            seconds=elapsed(console.messages.get(chain + 1, [])),
+            first_message_at=console.first_at.get(chain + 1),
+        )
+        for chain in range(settings.chains)
+    ]
+
+
+def _sample_into(model, program, data, settings, progress, folder: Path):
+    """cmdstanpy's fit, its files in ``folder``, and the console it printed."""
+    console = _Console(progress)
+    watch = _ChainWatch(folder)
+    write_stan_json(data, folder / "data.json")  # as the embedded engine writes it
+    with contextlib.redirect_stdout(console):
+        fit = _in_worker(
+            lambda: model.sample(
+                data=str(folder / "data.json"),
                 chains=settings.chains,
                 parallel_chains=settings.cores,
                 iter_warmup=settings.iter_warmup,
@@ -106,39 +136,91 @@ def sample(
                 sig_figs=SIG_FIGS,
                 show_progress=False,
                 show_console=True,  # the lines come to _Console, which feeds the bars
-                output_dir=folder,
-            )
+                output_dir=str(folder),
+            ),
+            lambda command: bool(command) and os.path.realpath(command[0]) == os.path.realpath(program.path),
+            lambda error: EngineError(_failure(error, console, settings.chains, watch.killed)),
+            watch,
+        )
+    return fit, console
+
+
+class _ChainWatch:
+    """Watches the chain processes while they run: one that ends without having finished its output
+    (its CSV file lacks CmdStan's closing "Elapsed Time" lines) was killed or crashed; the others are
+    then stopped, as the embedded engine does, instead of running on to no use."""
+
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+        self._pids: dict[int, int] = {}  # chain -> pid
+        self._done: set[int] = set()
+        self.killed: int | None = None
+
+    def __call__(self, recognize) -> None:
+        if self.killed is not None:
+            return
+        for pid in _descendants(os.getpid()):
+            command = _command(pid)
+            if recognize(command):
+                chain = next((int(part[3:]) for part in command if re.fullmatch(r"id=\d+", part)), 1)
+                self._pids.setdefault(chain, pid)
+        for chain, pid in self._pids.items():
+            if chain in self._done or _alive(pid):
+                continue
+            if not self._finished(chain):
+                self.killed = chain
+                _stop_descendants(recognize)
+                return
+            self._done.add(chain)
+
+    def _finished(self, chain: int) -> bool:
+        for path in self._folder.glob(f"*_{chain}.csv"):
+            with contextlib.suppress(OSError), open(path, "rb") as handle:
+                handle.seek(max(0, path.stat().st_size - 4096))
+                if b"Elapsed Time" in handle.read():
+                    return True
+        return False
+
+
+#: The processes a CmdStan compile runs (make, stanc and the C++ toolchain).
+_COMPILERS = ("make", "stanc", "g++", "c++", "clang++", "cc1plus", "as", "ld", "collect2")
+
+
+def _in_worker(work, ours, failed=None, watch=None):
+    """``work()`` in a worker thread while this one waits, so that Ctrl-C, a kernel interrupt or SIGTERM
+    reach it here; then every descendant process that ``ours`` recognizes (its command line; for the
+    compile, names in a tuple) is stopped before the interrupt goes on. cmdstanpy's logging is held
+    back meanwhile. An exception of ``work`` is raised here, as ``failed(error)`` when given.
+    ``watch(recognize)`` is called while waiting (it may stop processes itself)."""
+    outcome: dict = {}
+    recognize = (
+        (lambda command: bool(command) and Path(command[0]).name in ours) if isinstance(ours, tuple) else ours
+    )
+
+    def run() -> None:
+        try:
+            outcome["value"] = work()
         except BaseException as exc:  # noqa: BLE001 (handed to the waiting thread)
             outcome["error"] = exc
 
-    try:
-        with sigterm_unwinds(), _quiet(), contextlib.redirect_stdout(console):
-            worker = threading.Thread(target=run, name="lmmformula-cmdstanpy", daemon=True)
-            worker.start()
-            try:
-                while worker.is_alive():
-                    worker.join(0.1)
-            except BaseException:  # Ctrl-C, a kernel interrupt, SIGTERM: no chain may outlive us
-                _stop_chains(program.path)
-                worker.join()
-                raise
-        if "error" in outcome:
-            raise EngineError(_failure(outcome["error"], console, settings.chains))
-        fit = outcome["fit"]
-        values = fit.draws(concat_chains=False)  # (draw, chain, column)
-        columns = tuple(fit.column_names)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-    return [
-        ChainOutput(
-            chain=chain + 1,
-            columns=columns,
-            values=values[:, chain, :],
-            seconds=elapsed(console.messages.get(chain + 1, [])),
-            first_message_at=console.first_at.get(chain + 1),
-        )
-        for chain in range(settings.chains)
-    ]
+    with sigterm_unwinds(), _quiet():
+        worker = threading.Thread(target=run, name="lmmformula-cmdstanpy", daemon=True)
+        worker.start()
+        try:
+            while worker.is_alive():
+                worker.join(0.1)
+                if watch is not None:
+                    watch(recognize)
+        except BaseException:  # no chain or compiler may outlive us
+            _stop_descendants(recognize)
+            worker.join()
+            raise
+    if "error" in outcome:
+        error = outcome["error"]
+        if failed is None or not isinstance(error, Exception):
+            raise error
+        raise failed(error) from None
+    return outcome["value"]
 
 
 class _Console(io.TextIOBase):
@@ -179,29 +261,30 @@ class _Console(io.TextIOBase):
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """cmdstanpy's INFO and WARNING logging held back (errors still show), as the embedded engine
-    prints nothing but progress."""
-    logger = logging.getLogger("cmdstanpy")
+    """cmdstanpy's logging held back, as the embedded engine prints nothing but progress: what goes
+    wrong comes as an EngineError (or a SamplingWarning) instead."""
+    from cmdstanpy.utils import get_logger
+
+    logger = get_logger()  # made (and set to DEBUG) on its first use: make it first
     level = logger.level
-    logger.setLevel(logging.ERROR)
+    logger.setLevel(logging.CRITICAL)
     try:
         yield
     finally:
         logger.setLevel(level)
 
 
-def _failure(error: BaseException, console: _Console, chains: int) -> str:
+def _failure(error: BaseException, console: _Console, chains: int, killed: int | None) -> str:
     """An EngineError's text for a failed run: a chain killed by a signal said as the embedded engine says
-    it, else cmdstanpy's message and the chains' last error lines."""
+    it (``killed``: the chain that died first, when the others were stopped for it), else cmdstanpy's
+    message and the chains' last error lines."""
     codes = re.search(r"retcodes=\[([-\d, ]+)\]", str(error))  # cmdstanpy's RunSet, one per chain
     signals = (
-        [(k, -int(c)) for k, c in enumerate(codes.group(1).split(","), start=1) if int(c) < 0]
-        if codes
-        else []
+        {k: -int(c) for k, c in enumerate(codes.group(1).split(","), start=1) if int(c) < 0} if codes else {}
     )
     if signals:
-        chain, number = signals[0]
-        return killed_message(chain, number, chains > 1)
+        chain = killed if killed in signals else min(signals)
+        return killed_message(chain, signals[chain], killed is not None and chains > 1)
     lines = [
         f"chain {chain}: {message}"
         for chain, messages in sorted(console.messages.items())
@@ -212,9 +295,10 @@ def _failure(error: BaseException, console: _Console, chains: int) -> str:
     return f"CmdStan sampling failed: {error}" + (f"\n{detail}" if detail else "")
 
 
-def _stop_chains(executable: Path) -> None:
-    """End every process of ours running ``executable``: SIGTERM, then SIGKILL after 5 s."""
-    mine = _children_running(executable)
+def _stop_descendants(recognize) -> None:
+    """End this process's descendants whose command line ``recognize`` accepts: SIGTERM, then SIGKILL
+    after 5 s."""
+    mine = [pid for pid in _descendants(os.getpid()) if recognize(_command(pid))]
     for number, patience in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 0.0)):
         for pid in mine:
             with contextlib.suppress(ProcessLookupError):
@@ -228,21 +312,33 @@ def _stop_chains(executable: Path) -> None:
             return
 
 
-def _children_running(executable: Path) -> list[int]:
-    """The processes whose parent is this one and whose executable is ``executable``."""
-    target = os.path.realpath(executable)
-    found = []
+def _descendants(root: int) -> list[int]:
+    """Every live process below ``root`` (a scan of /proc)."""
+    children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as handle:
-                parent = int(handle.read().rsplit(")", 1)[1].split()[1])
-            if parent == os.getpid() and os.path.realpath(f"/proc/{entry}/exe") == target:
-                found.append(int(entry))
-        except (OSError, ValueError, IndexError):  # gone, or not ours to read
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):  # gone meanwhile
             continue
+        if fields[0] != "Z":
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    found, queue = [], [root]
+    while queue:
+        for child in children.get(queue.pop(), []):
+            found.append(child)
+            queue.append(child)
     return found
+
+
+def _command(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline") as handle:
+            return [part for part in handle.read().split("\0") if part]
+    except OSError:
+        return []
 
 
 def _alive(pid: int) -> bool:

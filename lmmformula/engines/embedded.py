@@ -42,7 +42,15 @@ from ..cache import cache_root, cached_build, discard, program_key
 from ..errors import EngineError
 from ..stanc import PROGRAM_NAME, StanCompileError, check_program, with_program_line
 from ._chain import MODULE_FAILED
-from .base import ChainOutput, CompiledProgram, SamplerSettings, elapsed, killed_message, sigterm_unwinds
+from .base import (
+    ChainOutput,
+    CompiledProgram,
+    SamplerSettings,
+    elapsed,
+    killed_message,
+    sigterm_unwinds,
+    write_stan_json,
+)
 
 HTTPSTAN_DIR = Path(httpstan.__file__).parent
 MODULE_NAME = "model.so"
@@ -311,23 +319,6 @@ def log_density(program: CompiledProgram, data: dict, parameters: dict) -> float
             f"the model could not evaluate its log density: {error.value.decode(errors='replace')}"
         )
     return value.value
-
-
-def write_stan_json(values: dict, path: Path) -> None:
-    """Stan data or initial values as Stan's JSON: integers stay integers, arrays nest."""
-
-    def plain(value):
-        if isinstance(value, np.ndarray):
-            return value.tolist()
-        if isinstance(value, np.integer | bool | np.bool_):
-            return int(value)
-        if isinstance(value, np.floating):
-            return float(value)
-        if isinstance(value, list | tuple):
-            return [plain(v) for v in value]
-        return value
-
-    path.write_text(json.dumps({name: plain(value) for name, value in values.items()}))
 
 
 def _stop(chains: list[_Chain]) -> None:
