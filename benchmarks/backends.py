@@ -40,8 +40,9 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["LMMFORMULA_CACHE"] = tempfile.mkdtemp(prefix="lmmformula-bench-cache-")  # empty: compiles
     lines = [
-        f"# backends.py, {datetime.date.today()}, lmmformula {lf.__version__}, Python {platform.python_version()}, "
-        f"{platform.machine()}, {os.cpu_count()} cores; CmdStan {cmdstanpy.cmdstan_version()} "
+        f"# backends.py, {datetime.date.today()}, lmmformula {lf.__version__}, "
+        f"Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} cores; "
+        f"CmdStan {cmdstanpy.cmdstan_version()} "
         f"({cmdstanpy.cmdstan_path()}); 4 chains x (1000 + 1000), seed {args.seed}",
         f"{'case':12} {'backend':10} {'compile s':>9} {'sampling s':>10} {'warm-up max':>11} "
         f"{'sampling max':>12} {'max |diff|':>11} {'max rel diff':>12}",
