@@ -119,17 +119,6 @@ class DesignSpec:
             return self.fixed_columns
         return self.coefficient_names
 
-    @property
-    def parameter_classes(self) -> dict[str, bool]:
-        """Which prior classes the model has (brms's ``class`` column of ``get_prior``)."""
-        return {
-            "Intercept": self.has_intercept,
-            "b": bool(self.fixed_columns),
-            **{dpar.name: True for dpar in self.family.dpars},
-            "sd": bool(self.blocks),
-            "cor": any(block.correlated for block in self.blocks),
-        }
-
     def offset(self, data: pd.DataFrame) -> np.ndarray | None:
         """The sum of the formula's ``offset(...)`` terms for ``data`` (None without any)."""
         if not self.offset_specs:

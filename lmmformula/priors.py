@@ -89,12 +89,6 @@ class Prior:
     distribution: str
     args: tuple[float, ...] = ()
 
-    def argument_names(self) -> tuple[str, ...]:
-        known = DISTRIBUTIONS.get(self.distribution)
-        if known and len(known.arguments) == len(self.args):
-            return known.arguments
-        return tuple(f"arg{i}" for i in range(1, len(self.args) + 1))
-
     def __str__(self) -> str:
         if self.distribution == "flat":
             return "flat"

@@ -254,10 +254,6 @@ class _Console(io.TextIOBase):
         if self._progress is not None:
             self._progress(chain, message)
 
-    def text(self, chain: int | None = None) -> str:
-        chains = sorted(self.messages) if chain is None else [chain]
-        return "\n".join(f"chain {c}: {m}" for c in chains for m in self.messages.get(c, []))
-
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
