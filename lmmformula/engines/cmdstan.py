@@ -117,7 +117,7 @@ def sample(
 def _sample_into(model, program, data, settings, progress, folder: Path):
     """cmdstanpy's fit, its files in ``folder``, and the console it printed."""
     console = _Console(progress)
-    watch = _ChainWatch(folder)
+    watch = _ChainWatch(folder, settings.chains)
     write_stan_json(data, folder / "data.json")  # as the embedded engine writes it
     with contextlib.redirect_stdout(console):
         fit = _in_worker(
@@ -150,8 +150,9 @@ class _ChainWatch:
     (its CSV file lacks CmdStan's closing "Elapsed Time" lines) was killed or crashed; the others are
     then stopped, as the embedded engine does, instead of running on to no use."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, chains: int) -> None:
         self._folder = folder
+        self._chains = chains
         self._pids: dict[int, int] = {}  # chain -> pid
         self._done: set[int] = set()
         self.killed: int | None = None
@@ -159,7 +160,7 @@ class _ChainWatch:
     def __call__(self, recognize) -> None:
         if self.killed is not None:
             return
-        for pid in _descendants(os.getpid()):
+        for pid in _descendants(os.getpid()) if len(self._pids) < self._chains else ():  # until all started
             command = _command(pid)
             if recognize(command):
                 chain = next((int(part[3:]) for part in command if re.fullmatch(r"id=\d+", part)), 1)
