@@ -554,18 +554,17 @@ def resolve_priors(targets: PriorTargets, user=None) -> Priors:
         parsed = parse_prior(spec.prior, spec.class_, dpar.supports if dpar else None)
         chosen[key] = (parsed, spec)
 
-    def pick(*keys):
-        for key in keys:
-            if key in chosen:
-                return chosen[key][0], key
-        return None, None
+    def user(parameter_class: str, group: str = "", coef: str = "") -> Prior | None:
+        """The user's prior on exactly this target, if any."""
+        found = chosen.get((parameter_class, group, coef))
+        return None if found is None else found[0]
 
     rows: list[PriorRow] = []
     # b: per coefficient
     b, bounds = [], []
-    class_b, _ = pick(("b", "", ""))
+    class_b = user("b", "", "")
     for k, coef in enumerate(targets.coefficients):
-        own, key = pick(("b", "", coef))
+        own = user("b", "", coef)
         if own is not None:
             b.append(own)
         elif class_b is not None:
@@ -603,44 +602,44 @@ def resolve_priors(targets: PriorTargets, user=None) -> Priors:
             rows.append(PriorRow(_display(p), "b", coef, lb=_bound(lb), ub=_bound(ub),
                                  source="user" if own else "(vectorized)"))  # fmt: skip
     # cor: per block
-    class_cor, _ = pick(("cor", "", ""))
+    class_cor = user("cor", "", "")
     cor = []
     for group, _, correlated in targets.blocks:
-        own, _ = pick(("cor", group, ""))
+        own = user("cor", group, "")
         cor.append((own or class_cor or defaults["cor"]) if correlated else None)
     if targets.correlated_groups:
         rows.append(PriorRow(_display(class_cor or defaults["cor"]), "cor", source=_source(class_cor)))
         for group in targets.correlated_groups:
-            own, _ = pick(("cor", group, ""))
+            own = user("cor", group, "")
             rows.append(PriorRow(_display(own or class_cor or defaults["cor"]), "cor", group=group,
                                  source="user" if own else "(vectorized)"))  # fmt: skip
     # Intercept
     intercept = None
     if targets.intercept:
-        own, _ = pick(("Intercept", "", ""))
+        own = user("Intercept", "", "")
         intercept = own or defaults["Intercept"]
         rows.append(PriorRow(_display(intercept), "Intercept", source=_source(own)))
     # sd: per block and column
-    class_sd, _ = pick(("sd", "", ""))
+    class_sd = user("sd", "", "")
     sd = []
     for group, columns, _ in targets.blocks:
-        group_sd, _ = pick(("sd", group, ""))
-        sd.append(tuple(pick(("sd", group, c))[0] or group_sd or class_sd or defaults["sd"] for c in columns))
+        group_sd = user("sd", group, "")
+        sd.append(tuple(user("sd", group, c) or group_sd or class_sd or defaults["sd"] for c in columns))
     if targets.blocks:
         rows.append(PriorRow(_display(class_sd or defaults["sd"]), "sd", lb="0", source=_source(class_sd)))
         for group in targets.groups:
-            group_sd, _ = pick(("sd", group, ""))
+            group_sd = user("sd", group, "")
             shown = group_sd or class_sd or defaults["sd"]
             rows.append(PriorRow(_display(shown), "sd", group=group, lb="0",
                                  source="user" if group_sd else "(vectorized)"))  # fmt: skip
             for term in targets.group_terms(group):
-                own, _ = pick(("sd", group, term))
+                own = user("sd", group, term)
                 rows.append(PriorRow(_display(own or shown), "sd", term, group, lb="0",
                                      source="user" if own else "(vectorized)"))  # fmt: skip
     # the family's parameters
     dpars = []
     for dpar in family.dpars:
-        own, _ = pick((dpar.name, "", ""))
+        own = user(dpar.name, "", "")
         value = own or defaults[dpar.name]
         dpars.append((dpar.name, value))
         rows.append(PriorRow(_display(value), dpar.name, lb=_bound(dpar.lower), ub=_bound(dpar.upper),
