@@ -1,14 +1,15 @@
-"""Worker process of the embedded engine: runs one chain through lmmformula's runner.
+"""Worker process of the embedded engine: runs one chain (or one run of another algorithm)
+through lmmformula's runner.
 
 Started as ``python .../lmmformula/engines/_chain.py LIBRARY DRAWS DATA INIT ARGUMENTS`` (by
 path, so that the lmmformula package is not imported):
 LIBRARY is the compiled model (the model linked with ``native/runner.cpp``), DRAWS the
-file the draws are written to (float64, ``num_samples x columns``, the column names in
-DRAWS + ``.columns``), DATA and INIT Stan JSON files (INIT may be ""), ARGUMENTS a JSON
-object of sampler settings. Stan's messages go to stdout, one per line as
-``level:text`` (line breaks inside a message escaped as ``\\n``). Exit codes: 0 done,
-1 stopped, 2 failed (the reason on stdout as an ``error:`` line), ``MODULE_FAILED``
-when LIBRARY cannot be loaded (the reason on stderr).
+file the draws are written to (float64, ``rows x columns``; the column names in
+DRAWS + ``.columns``, the number of rows written in DRAWS + ``.rows``), DATA and INIT Stan
+JSON files (INIT may be ""), ARGUMENTS a JSON object: ``method`` and its settings. Stan's
+messages go to stdout, one per line as ``level:text`` (line breaks inside a message escaped
+as ``\\n``). Exit codes: 0 done, 1 stopped, 2 failed (the reason on stdout as an
+``error:`` line), ``MODULE_FAILED`` when LIBRARY cannot be loaded (the reason on stderr).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ MODULE_FAILED = 3
 _PR_SET_PDEATHSIG = 1
 _LEVELS = ("debug", "info", "warn", "error", "fatal")
 MESSAGE = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p)
+# the runner's method numbers (native/runner.cpp, enum Method)
+METHODS = {"nuts": 0, "optimize": 1, "laplace": 2, "pathfinder": 3, "meanfield": 4, "fullrank": 5}
 
 
 def _die_with_parent() -> None:
@@ -37,16 +40,37 @@ def _die_with_parent() -> None:
 def load_runner(path: str) -> ctypes.CDLL:
     """The compiled model's C interface (see native/runner.cpp), with argument types set."""
     library = ctypes.CDLL(path)
-    text, size = ctypes.c_char_p, ctypes.c_long
+    c = ctypes
+    text, size, number, integer, seed = c.c_char_p, c.c_long, c.c_double, c.c_int, c.c_uint
+    buffer, rows, flag = c.POINTER(c.c_double), c.POINTER(c.c_long), c.POINTER(c.c_int)
     library.lmf_columns.restype = ctypes.c_long
-    library.lmf_columns.argtypes = [text, text, size, text, size]
-    library.lmf_nuts.restype = ctypes.c_int
-    library.lmf_nuts.argtypes = [
-        text, text, ctypes.c_int, ctypes.c_uint, ctypes.c_uint, ctypes.c_double,
-        ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_double,
-        ctypes.POINTER(ctypes.c_double), size, ctypes.POINTER(ctypes.c_int), MESSAGE,
-        text, size, text, size,
-    ]  # fmt: skip
+    library.lmf_columns.argtypes = [text, integer, text, size, text, size]
+    signatures = {
+        "lmf_nuts": [
+            text, text, integer, seed, seed, number, integer, integer, integer, integer, number,
+            buffer, size, flag, MESSAGE, text, size, text, size,
+        ],
+        "lmf_optimize": [
+            text, text, seed, number, integer, integer, integer, buffer, size, rows, flag, MESSAGE,
+            text, size,
+        ],
+        "lmf_laplace": [
+            text, text, seed, number, integer, integer, integer, integer, buffer, size, rows, flag, MESSAGE,
+            text, size,
+        ],
+        "lmf_pathfinder": [
+            text, text, seed, number, integer, integer, integer, integer, buffer, size, rows, flag, MESSAGE,
+            text, size,
+        ],
+        "lmf_advi": [
+            text, text, integer, seed, number, integer, integer, buffer, size, rows, flag, MESSAGE,
+            text, size,
+        ],
+    }  # fmt: skip
+    for name, argtypes in signatures.items():
+        function = getattr(library, name)
+        function.restype = integer
+        function.argtypes = argtypes
     library.lmf_log_density.restype = ctypes.c_int
     library.lmf_log_density.argtypes = [text, text, ctypes.POINTER(ctypes.c_double), text, size]
     return library
@@ -57,6 +81,61 @@ def _say(level: int, text: bytes) -> None:
     line = text.decode(errors="replace").replace("\n", "\\n")
     sys.stdout.write(f"{name}:{line}\n")
     sys.stdout.flush()
+
+
+def capacity(arguments: dict) -> int:
+    """How many rows the method may write (see native/runner.cpp)."""
+    method = arguments["method"]
+    if method == "nuts":
+        return arguments["num_samples"]
+    if method == "optimize":
+        return 1
+    if method == "laplace":
+        return arguments["draws"]
+    if method == "pathfinder":
+        return arguments["num_paths"] * arguments["draws"]
+    return arguments["draws"] + 1  # ADVI: the mean first
+
+
+def _run(
+    runner, arguments: dict, files: tuple[bytes, bytes], draws, columns: int, say, error
+) -> tuple[int, int]:
+    """Call the runner's function for the method: (return code, rows written)."""
+    data, init = files
+    a = arguments
+    out = draws.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
+    stop, rows = ctypes.c_int(0), ctypes.c_long(0)
+    common = (ctypes.byref(rows), ctypes.byref(stop), say, error, len(error))
+    method = a["method"]
+    if method == "nuts":
+        adaptation = ctypes.create_string_buffer(1 << 20)
+        code = runner.lmf_nuts(
+            data, init, int(a["dense"]), a["seed"], a["chain"], a["init_radius"], a["num_warmup"],
+            a["num_samples"], a["refresh"], a["max_depth"], a["delta"], out, columns, ctypes.byref(stop),
+            say, adaptation, len(adaptation), error, len(error),
+        )  # fmt: skip
+        return code, a["num_samples"]
+    if method == "optimize":
+        code = runner.lmf_optimize(
+            data, init, a["seed"], a["init_radius"], int(a["jacobian"]), a["iter"], a["refresh"], out,
+            columns, *common,
+        )  # fmt: skip
+    elif method == "laplace":
+        code = runner.lmf_laplace(
+            data, init, a["seed"], a["init_radius"], int(a["jacobian"]), a["iter"], a["draws"], a["refresh"],
+            out, columns, *common,
+        )  # fmt: skip
+    elif method == "pathfinder":
+        code = runner.lmf_pathfinder(
+            data, init, a["seed"], a["init_radius"], a["num_paths"], a["draws"], a["iter"], a["refresh"], out,
+            columns, *common,
+        )  # fmt: skip
+    else:
+        code = runner.lmf_advi(
+            data, init, int(method == "fullrank"), a["seed"], a["init_radius"], a["iter"], a["draws"], out,
+            columns, *common,
+        )  # fmt: skip
+    return code, rows.value
 
 
 def main(library_path: str, draws_path: str, data_path: str, init_path: str, arguments_path: str) -> int:
@@ -71,40 +150,23 @@ def main(library_path: str, draws_path: str, data_path: str, init_path: str, arg
         arguments = json.load(handle)
     error = ctypes.create_string_buffer(1 << 16)
     names = ctypes.create_string_buffer(1 << 24)
-    columns = runner.lmf_columns(data_path.encode(), names, len(names), error, len(error))
+    method = METHODS[arguments["method"]]
+    columns = runner.lmf_columns(data_path.encode(), method, names, len(names), error, len(error))
     if columns < 0:
         _say(3, error.value)
         return 2
     with open(draws_path + ".columns", "w") as handle:
         handle.write(names.value.decode())
-    shape = (arguments["num_samples"], columns)
+    shape = (capacity(arguments), columns)
     draws = np.lib.format.open_memmap(draws_path, mode="w+", dtype=np.float64, shape=shape)
-    stop = ctypes.c_int(0)
-    adaptation = ctypes.create_string_buffer(1 << 20)
     callback = MESSAGE(_say)
-    code = runner.lmf_nuts(
-        data_path.encode(),
-        init_path.encode(),
-        int(arguments["dense"]),
-        arguments["seed"],
-        arguments["chain"],
-        arguments["init_radius"],
-        arguments["num_warmup"],
-        arguments["num_samples"],
-        arguments["refresh"],
-        arguments["max_depth"],
-        arguments["delta"],
-        draws.ctypes.data_as(ctypes.POINTER(ctypes.c_double)),
-        columns,
-        ctypes.byref(stop),
-        callback,
-        adaptation,
-        len(adaptation),
-        error,
-        len(error),
+    code, rows = _run(
+        runner, arguments, (data_path.encode(), init_path.encode()), draws, columns, callback, error
     )
     draws.flush()
     del draws
+    with open(draws_path + ".rows", "w") as handle:
+        handle.write(str(rows))
     if code == 2:
         _say(3, error.value)
     return code
