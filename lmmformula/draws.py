@@ -17,6 +17,11 @@ SAMPLER_COLUMNS = (
     "n_leapfrog__",
     "divergent__",
     "energy__",
+    # the other algorithms' (see lmmformula.approximations)
+    "lp_approx__",
+    "log_p__",
+    "log_q__",
+    "log_g__",
 )
 _INDEXED = re.compile(r"^([A-Za-z][A-Za-z0-9_]*)(?:[.\[](.*?)\]?)?$")
 

@@ -10,11 +10,18 @@ from types import ModuleType
 
 from ..errors import ArgumentError, EngineError
 from . import cmdstan, embedded
-from .base import ChainOutput, CompiledProgram, SamplerSettings, default_cores
+from .base import ApproximationSettings, ChainOutput, CompiledProgram, SamplerSettings, default_cores
 
 BACKENDS = ("auto", "embedded", "cmdstanpy")
 
-__all__ = ["ChainOutput", "CompiledProgram", "SamplerSettings", "default_cores", "get_engine"]
+__all__ = [
+    "ApproximationSettings",
+    "ChainOutput",
+    "CompiledProgram",
+    "SamplerSettings",
+    "default_cores",
+    "get_engine",
+]
 
 
 def get_engine(backend: str) -> tuple[str, ModuleType]:

@@ -74,6 +74,52 @@ class SamplerSettings:
         return dict(self.init), 2.0
 
 
+APPROXIMATIONS = ("optimize", "laplace", "pathfinder", "meanfield", "fullrank")
+METHODS = ("nuts", *APPROXIMATIONS)
+
+
+@dataclass(frozen=True)
+class ApproximationSettings:
+    """Settings of the algorithms other than NUTS, with CmdStan's meaning and defaults.
+
+    What an engine's ``approximate`` returns, per method (Stan's own output): ``optimize``
+    one row (``lp__`` and the values at the optimum); ``laplace`` ``draws`` rows (``log_p__``,
+    ``log_q__``) around the mode L-BFGS finds with the same ``jacobian``; ``pathfinder``
+    every path's ``draws`` draws (``lp_approx__``, ``lp__``), not resampled; ``meanfield`` and
+    ``fullrank`` the approximation's mean, then ``draws`` draws (``lp__``, ``log_p__``,
+    ``log_g__``).
+    """
+
+    method: str
+    draws: int = 1000
+    jacobian: bool = False
+    num_paths: int = 4
+    iter: int = 2000
+    seed: int | None = None
+    init: float | dict | None = None
+    refresh: int = 100
+
+    def __post_init__(self) -> None:
+        if self.method not in APPROXIMATIONS:
+            raise ArgumentError(f"method={self.method!r} is not one of {', '.join(map(repr, METHODS))}")
+        for name in ("draws", "num_paths", "iter", "refresh"):
+            value = getattr(self, name)
+            if not isinstance(value, int | np.integer) or value < 1:
+                raise ArgumentError(f"{name}={value!r}: must be an integer >= 1")
+        if self.seed is not None and not (isinstance(self.seed, int | np.integer) and 0 <= self.seed < 2**31):
+            raise ArgumentError(f"seed={self.seed!r}: must be an integer in [0, 2**31)")
+        if isinstance(self.init, list):
+            raise ArgumentError(f"init: method={self.method!r} takes one dict of initial values, not a list")
+
+    def init_for(self) -> tuple[dict, float]:
+        """Initial values and init radius."""
+        if self.init is None:
+            return {}, 2.0
+        if isinstance(self.init, int | float):
+            return {}, float(self.init)
+        return dict(self.init), 2.0
+
+
 def default_cores() -> int:
     return os.cpu_count() or 1
 
@@ -87,15 +133,17 @@ class ChainOutput:
     values: np.ndarray
     seconds: dict[str, float]
     first_message_at: float | None = None  # time.perf_counter() when the chain first reported
+    messages: tuple[str, ...] = ()  # Stan's messages, in order
 
 
-def killed_message(chain: int, number: int, others: bool) -> str:
-    """What to say when chain ``chain``'s process was killed by signal ``number``."""
+def killed_message(who: str, number: int, others: bool) -> str:
+    """What to say when the process of ``who`` ("chain 2", or an algorithm's run) was killed by signal
+    ``number``."""
     try:
         name = signal.Signals(number).name
     except ValueError:
         name = "an unknown signal"
-    message = f"chain {chain} was killed by signal {name} ({number})"
+    message = f"{who} was killed by signal {name} ({number})"
     if number == signal.SIGKILL:
         message += ", e.g. by the out-of-memory killer"
     elif number in (signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGFPE, signal.SIGILL):

@@ -23,9 +23,12 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
+
 from ..cache import cached_build, program_key
 from ..errors import EngineError
 from .base import (
+    ApproximationSettings,
     ChainOutput,
     CompiledProgram,
     SamplerSettings,
@@ -109,9 +112,121 @@ def sample(
             values=values[:, chain, :],
             seconds=elapsed(console.messages.get(chain + 1, [])),
             first_message_at=console.first_at.get(chain + 1),
+            messages=tuple(console.messages.get(chain + 1, [])),
         )
         for chain in range(settings.chains)
     ]
+
+
+def approximate(
+    program: CompiledProgram, data: dict, settings: ApproximationSettings, progress=None
+) -> ChainOutput:
+    """One run of optimize, laplace, pathfinder (not resampled) or ADVI, read from CmdStan's output file
+    as the embedded engine returns it (see :class:`ApproximationSettings`)."""
+    import cmdstanpy
+
+    model = cmdstanpy.CmdStanModel(exe_file=str(program.path))
+    init, radius = settings.init_for()
+    with sigterm_unwinds():
+        folder = Path(tempfile.mkdtemp(prefix=f"lmmformula-{os.getpid()}-cmdstan-"))
+        try:
+            write_stan_json(data, folder / "data.json")
+            common = {
+                "data": str(folder / "data.json"),
+                "seed": settings.seed,
+                "output_dir": str(folder),
+                "sig_figs": SIG_FIGS,
+                "show_console": True,
+                "refresh": settings.refresh,
+            }
+            if init:
+                write_stan_json(init, folder / "init.json")
+            inits = str(folder / "init.json") if init else radius
+            function, arguments = _method_call(model, settings, inits)
+            console = _Console(progress, single=True)
+            with contextlib.redirect_stdout(console):
+                _in_worker(
+                    lambda: function(**common, **arguments),
+                    lambda command: (
+                        bool(command) and os.path.realpath(command[0]) == os.path.realpath(program.path)
+                    ),
+                    lambda error: EngineError(_failure(error, console, 1, None, settings.method)),
+                )
+            columns, values = _read_csv(_output_file(folder, _FIRST_COLUMN[settings.method]))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    return ChainOutput(
+        chain=1,
+        columns=columns,
+        values=values,
+        seconds={},
+        first_message_at=console.first_at.get(1),
+        messages=tuple(console.messages.get(1, [])),
+    )
+
+
+def _method_call(model, settings: ApproximationSettings, inits) -> tuple[Callable, dict]:
+    """The cmdstanpy method for ``settings.method`` and its arguments (beyond the common ones)."""
+    if settings.method == "optimize":
+        return model.optimize, {
+            "inits": inits,
+            "algorithm": "lbfgs",
+            "jacobian": settings.jacobian,
+            "iter": settings.iter,
+            "require_converged": False,  # said as a problem of the fit, as the embedded engine does
+        }
+    if settings.method == "laplace":
+        optimize = {"inits": inits, "iter": settings.iter, "require_converged": False}
+        return model.laplace_sample, {
+            "draws": settings.draws,
+            "jacobian": settings.jacobian,
+            "opt_args": optimize,
+        }
+    if settings.method == "pathfinder":
+        return model.pathfinder, {
+            "inits": inits,
+            "num_paths": settings.num_paths,
+            "num_single_draws": settings.draws,
+            "draws": settings.draws,
+            "max_lbfgs_iters": settings.iter,
+            "psis_resample": False,  # resampled by lmmformula, as for the embedded engine
+        }
+    return model.variational, {
+        "inits": inits,
+        "algorithm": settings.method,
+        "iter": settings.iter,
+        "draws": settings.draws,
+        "require_converged": False,
+    }
+
+
+#: The first column of each method's output file (laplace also leaves its optimization's file).
+_FIRST_COLUMN = {
+    "optimize": "lp__",
+    "laplace": "log_p__",
+    "pathfinder": "lp_approx__",
+    "meanfield": "lp__",
+    "fullrank": "lp__",
+}
+
+
+def _output_file(folder: Path, first_column: str) -> Path:
+    """The newest CmdStan output file in ``folder`` whose first column is ``first_column``."""
+    for path in sorted(folder.glob("*.csv"), key=lambda path: path.stat().st_mtime, reverse=True):
+        with open(path) as handle:
+            header = next((line for line in handle if not line.startswith("#")), "")
+        if header.split(",", 1)[0].strip() == first_column:
+            return path
+    raise EngineError(f"CmdStan wrote no output file with the column {first_column} in {folder}")
+
+
+def _read_csv(path: Path) -> tuple[tuple[str, ...], np.ndarray]:
+    """A CmdStan output file's column names and values (every row Stan wrote; numpy parses every
+    double exactly)."""
+    with open(path) as handle:
+        lines = [line for line in handle if line.strip() and not line.startswith("#")]
+    values = np.loadtxt(lines[1:], delimiter=",", ndmin=2) if len(lines) > 1 else np.empty((0, 0))
+    return tuple(lines[0].strip().split(",")), values
 
 
 def _sample_into(model, program, data, settings, progress, folder: Path):
@@ -229,8 +344,9 @@ class _Console(io.TextIOBase):
     goes to the progress callback and is kept per chain (their closing lines give the seconds); other
     text passes through to the real stdout."""
 
-    def __init__(self, progress) -> None:
+    def __init__(self, progress, single: bool = False) -> None:
         self._progress = progress
+        self._single = single  # one process, whose lines cmdstanpy does not prefix: all are chain 1
         self._stdout = sys.stdout  # the stdout this one stands in for
         self._pending = ""
         self.messages: dict[int, list[str]] = {}
@@ -245,11 +361,14 @@ class _Console(io.TextIOBase):
 
     def _line(self, line: str) -> None:
         match = _CONSOLE_LINE.match(line)
-        if match is None:
+        if match is None and self._single:
+            chain, message = 1, line
+        elif match is None:
             if line.strip():
                 print(line, file=self._stdout)
             return
-        chain, message = int(match.group(1)), match.group(2)
+        else:
+            chain, message = int(match.group(1)), match.group(2)
         self.first_at.setdefault(chain, time.perf_counter())
         self.messages.setdefault(chain, []).append(message)
         if self._progress is not None:
@@ -271,7 +390,9 @@ def _quiet() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _failure(error: BaseException, console: _Console, chains: int, killed: int | None) -> str:
+def _failure(
+    error: BaseException, console: _Console, chains: int, killed: int | None, method: str = "sampling"
+) -> str:
     """An EngineError's text for a failed run: a chain killed by a signal said as the embedded engine says
     it (``killed``: the chain that died first, when the others were stopped for it), else cmdstanpy's
     message and the chains' last error lines."""
@@ -281,7 +402,8 @@ def _failure(error: BaseException, console: _Console, chains: int, killed: int |
     )
     if signals:
         chain = killed if killed in signals else min(signals)
-        return killed_message(chain, signals[chain], killed is not None and chains > 1)
+        who = f"chain {chain}" if method == "sampling" else method
+        return killed_message(who, signals[chain], killed is not None and chains > 1)
     lines = [
         f"chain {chain}: {message}"
         for chain, messages in sorted(console.messages.items())
@@ -289,7 +411,7 @@ def _failure(error: BaseException, console: _Console, chains: int, killed: int |
         if re.search(r"error|exception|rejecting|failed", message, re.IGNORECASE)
     ]
     detail = "\n".join(lines[-8:])
-    return f"CmdStan sampling failed: {error}" + (f"\n{detail}" if detail else "")
+    return f"CmdStan {method} failed: {error}" + (f"\n{detail}" if detail else "")
 
 
 def _stop_descendants(recognize) -> None:

@@ -43,6 +43,7 @@ from ..errors import EngineError
 from ..stanc import PROGRAM_NAME, StanCompileError, check_program, with_program_line
 from ._chain import MODULE_FAILED
 from .base import (
+    ApproximationSettings,
     ChainOutput,
     CompiledProgram,
     SamplerSettings,
@@ -239,6 +240,7 @@ class _Chain:
     process: subprocess.Popen
     draws: Path
     log: Path
+    name: str  # "chain 2", or the method
     buffer: bytes = b""
     messages: list[str] = field(default_factory=list)
     first_message_at: float | None = None
@@ -251,16 +253,72 @@ def sample(
     settings: SamplerSettings,
     progress=None,
 ) -> list[ChainOutput]:
-    """Run ``settings.chains`` chains, at most ``settings.cores`` at once.
+    """Run ``settings.chains`` chains of NUTS, at most ``settings.cores`` at once."""
+    seed = settings.seed if settings.seed is not None else random.randrange(2**31)
+    jobs = []
+    for number in range(1, settings.chains + 1):
+        init, radius = settings.init_for(number)
+        arguments = {
+            "method": "nuts",
+            "seed": seed,
+            "chain": number,
+            "init_radius": radius,
+            "num_warmup": settings.iter_warmup,
+            "num_samples": settings.iter_sampling,
+            "refresh": settings.refresh,
+            "max_depth": settings.max_treedepth,
+            "delta": settings.adapt_delta,
+            "dense": settings.metric == "dense",
+        }
+        jobs.append(_Job(number, arguments, init))
+    return _run_jobs(program, data, jobs, settings.cores, progress)
 
-    A cached module that the workers cannot load is rebuilt once (with a warning).
-    """
+
+def approximate(
+    program: CompiledProgram, data: dict, settings: ApproximationSettings, progress=None
+) -> ChainOutput:
+    """One run of an algorithm other than NUTS: its draws as Stan writes them (see
+    :class:`ApproximationSettings`)."""
+    seed = settings.seed if settings.seed is not None else random.randrange(2**31)
+    init, radius = settings.init_for()
+    arguments = {
+        "method": settings.method,
+        "seed": seed,
+        "init_radius": radius,
+        "jacobian": settings.jacobian,
+        "iter": settings.iter,
+        "draws": settings.draws,
+        "num_paths": settings.num_paths,
+        "refresh": settings.refresh,
+    }
+    (output,) = _run_jobs(program, data, [_Job(1, arguments, init)], 1, progress)
+    return output
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One worker's run: its number (the chain), the runner's arguments, initial values."""
+
+    number: int
+    arguments: dict
+    init: dict
+
+    @property
+    def name(self) -> str:
+        """How messages name it: "chain 2", or the method of a run of another algorithm."""
+        method = self.arguments["method"]
+        return f"chain {self.number}" if method == "nuts" else method
+
+
+def _run_jobs(program, data, jobs: list[_Job], cores: int, progress) -> list[ChainOutput]:
+    """The jobs' outputs; a cached module that the workers cannot load is rebuilt once (with a
+    warning)."""
     with sigterm_unwinds():
-        outputs = _run_chains(program, data, settings, progress)
+        outputs = _run_workers(program, data, jobs, cores, progress)
         if isinstance(outputs, str) and not program.compiled_now:
             discard(program.path.parent, f"its module failed to load: {outputs}")
             program = compile_program(program.code)
-            outputs = _run_chains(program, data, settings, progress)
+            outputs = _run_workers(program, data, jobs, cores, progress)
     if isinstance(outputs, str):
         raise EngineError(
             f"the compiled model {program.path} failed to load in the worker process:\n{outputs}\n"
@@ -270,21 +328,19 @@ def sample(
     return outputs
 
 
-def _run_chains(program, data, settings, progress) -> list[ChainOutput] | str:
-    """The chains' outputs, or why the workers could not load the compiled module."""
+def _run_workers(program, data, jobs: list[_Job], cores: int, progress) -> list[ChainOutput] | str:
+    """The jobs' outputs, or why the workers could not load the compiled module."""
     # Per-process name: what is left behind (only after SIGKILL) says whose it was.
     folder = Path(tempfile.mkdtemp(prefix=f"lmmformula-{os.getpid()}-"))
-    seed = settings.seed if settings.seed is not None else random.randrange(2**31)
-    pending = list(range(1, settings.chains + 1))
+    pending = list(jobs)
     running: list[_Chain] = []
     finished: list[ChainOutput] = []
     try:
         data_path = folder / "data.json"  # written once, read by every worker
         write_stan_json(data, data_path)
         while pending or running:
-            while pending and len(running) < settings.cores:
-                number = pending.pop(0)
-                running.append(_start(program, data_path, settings, seed, number, folder))
+            while pending and len(running) < cores:
+                running.append(_start(program, data_path, pending.pop(0), folder))
             for chain in _poll(running, progress):
                 running.remove(chain)
                 if chain.process.wait() == MODULE_FAILED:
@@ -335,25 +391,14 @@ def _stop(chains: list[_Chain]) -> None:
             chain.process.stdout.close()
 
 
-def _start(program, data_path, settings, seed, number, folder) -> _Chain:
-    init, radius = settings.init_for(number)
+def _start(program, data_path, job: _Job, folder) -> _Chain:
+    number = job.number
     init_path = ""
-    if init:
+    if job.init:
         init_path = str(folder / f"chain{number}.init.json")
-        write_stan_json(init, Path(init_path))
-    arguments = {
-        "seed": seed,
-        "chain": number,
-        "init_radius": radius,
-        "num_warmup": settings.iter_warmup,
-        "num_samples": settings.iter_sampling,
-        "refresh": settings.refresh,
-        "max_depth": settings.max_treedepth,
-        "delta": settings.adapt_delta,
-        "dense": settings.metric == "dense",
-    }
+        write_stan_json(job.init, Path(init_path))
     arguments_path = folder / f"chain{number}.arguments.json"
-    arguments_path.write_text(json.dumps(arguments))
+    arguments_path.write_text(json.dumps(job.arguments))
     draws = folder / f"chain{number}.draws.npy"
     log = folder / f"chain{number}.log"
     command = [
@@ -374,7 +419,7 @@ def _start(program, data_path, settings, seed, number, folder) -> _Chain:
             start_new_session=True,  # Ctrl-C reaches only the parent, which stops the workers
         )
     os.set_blocking(process.stdout.fileno(), False)
-    return _Chain(number=number, process=process, draws=draws, log=log)
+    return _Chain(number=number, process=process, draws=draws, log=log, name=job.name)
 
 
 def _poll(running: list[_Chain], progress) -> list[_Chain]:
@@ -421,19 +466,21 @@ def _finish(chain: _Chain, others: bool) -> ChainOutput:
         errors = [m.split(":", 1)[1].strip() for m in chain.messages if m.startswith(("error:", "fatal:"))]
         warned = [m.split(":", 1)[1].strip() for m in chain.messages if m.startswith("warn:")]
         detail = "\n".join((errors or warned)[-5:]) or _log_tail(chain) or f"worker exited with code {code}"
-        raise EngineError(f"chain {chain.number} failed:\n{detail}")
+        raise EngineError(f"{chain.name} failed:\n{detail}")
     columns = tuple(Path(f"{chain.draws}.columns").read_text().split("\t"))
+    rows = int(Path(f"{chain.draws}.rows").read_text())
     return ChainOutput(
         chain=chain.number,
         columns=columns,
-        values=np.array(np.load(chain.draws, mmap_mode="r")),
+        values=np.array(np.load(chain.draws, mmap_mode="r")[:rows]),
         seconds=elapsed(chain.messages),
         first_message_at=chain.first_message_at,
+        messages=tuple(chain.messages),
     )
 
 
 def _killed(chain: _Chain, number: int, others: bool) -> str:
-    message = killed_message(chain.number, number, others)
+    message = killed_message(chain.name, number, others)
     log = _log_tail(chain, 1000).strip()
     return f"{message}\n{log}" if log else message
 
