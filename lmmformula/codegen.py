@@ -348,7 +348,14 @@ def prior_only_data(data: dict, spec: DesignSpec) -> dict:
     """The data of a prior-only fit of the same program (brms's ``sample_prior = "only"``): the
     likelihood switched off, and every block non-centered and unswept, the geometry of the priors
     themselves (the data the choice of parameterization read are not used)."""
-    out = {**data, names.PRIOR_ONLY: 1}
+    return {**noncentered_data(data, spec), names.PRIOR_ONLY: 1}
+
+
+def noncentered_data(data: dict, spec: DesignSpec) -> dict:
+    """The data of the same program with every block non-centered and unswept: for the
+    approximate methods, whose optimizers would find the joint mode of a centered block at
+    sd = 0, and for the priors alone."""
+    out = dict(data)
     for i in range(1, len(spec.blocks) + 1):
         block_names = names.block(i)
         out[block_names.centered] = 0

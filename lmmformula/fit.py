@@ -14,7 +14,7 @@ import pandas as pd
 from . import __version__, criteria, plots, predictions, results
 from .design import fitted_new_design, new_design
 from .draws import Draws
-from .engines.base import SamplerSettings
+from .engines.base import ApproximationSettings, SamplerSettings
 from .errors import ArgumentError, DesignWarning
 from .summary import Summary
 
@@ -44,8 +44,8 @@ class Fit:
     sampler : dict of numpy.ndarray
         The sampler's diagnostics per draw (``lp__``, ``divergent__``, ``treedepth__``,
         ``energy__``, ...), each (chain, draw).
-    settings : SamplerSettings
-        The sampler settings used.
+    settings : SamplerSettings or ApproximationSettings
+        The settings of the algorithm used (:attr:`method`).
     backend : str
         ``"embedded"`` or ``"cmdstanpy"``.
     timings : dict
@@ -55,18 +55,33 @@ class Fit:
     sample_prior : str
         ``"no"``; ``"only"`` for a prior-only fit (its draws are the priors'); ``"yes"`` when
         :meth:`prior_draws` holds draws of the priors too.
+    pareto_k, importance_ess : float or None
+        For laplace, pathfinder, meanfield and fullrank: the Pareto k and the effective sample size of
+        the importance ratios of the posterior to the approximation (k above 0.7 or an ESS below 100:
+        its draws are not a reliable stand-in for the posterior).
+    method : str
+        The algorithm: ``"nuts"``, ``"optimize"``, ``"laplace"``, ``"pathfinder"``, ``"meanfield"``
+        or ``"fullrank"``.
     num_chains, num_draws : int
-        Chains, and kept draws per chain.
+        Chains, and kept draws per chain (one "chain" for the algorithms other than NUTS; one draw,
+        the optimum, for optimize).
     """
 
     model: Model
     draws_: Draws
-    settings: SamplerSettings
+    settings: SamplerSettings | ApproximationSettings
     backend: str
     timings: dict[str, float]
     problems: tuple[str, ...]
     sample_prior: str = "no"
     prior_draws_: Draws | None = None
+    pareto_k: float | None = None
+    importance_ess: float | None = None
+
+    @property
+    def method(self) -> str:
+        """The algorithm that produced the draws."""
+        return getattr(self.settings, "method", "nuts")
 
     @property
     def posterior(self) -> dict[str, np.ndarray]:
@@ -81,12 +96,12 @@ class Fit:
     @property
     def num_chains(self) -> int:
         """Number of chains."""
-        return self.settings.chains
+        return next(iter(self.posterior.values())).shape[0]
 
     @property
     def num_draws(self) -> int:
         """Kept draws per chain."""
-        return self.settings.iter_sampling
+        return next(iter(self.posterior.values())).shape[1]
 
     # ------------------------------------------------------------------ estimates
 
@@ -204,13 +219,8 @@ class Fit:
             ("Links", "; ".join([f"mu = {family.link}", *(f"{d.name} = identity" for d in family.dpars)])),
             ("Formula", self.model.formula),
             ("Data", f"{self.model.nobs} observations" + _dropped(self.model)),
-            (
-                "Draws",
-                f"{self.num_chains} chains, each with iter = {self.settings.iter_warmup + self.num_draws}; "
-                f"warmup = {self.settings.iter_warmup}; total post-warmup draws = "
-                f"{self.num_chains * self.num_draws} ({self.backend})"
-                + ("; the priors only (sample_prior='only')" if self.sample_prior == "only" else ""),
-            ),
+            ("Algorithm", _algorithm(self)),
+            ("Draws", _draws_line(self)),
         )
         return Summary(
             header=header,
@@ -220,9 +230,9 @@ class Fit:
             problems=self.problems,
         )
 
-    @staticmethod
-    def _table(draws: dict, probs: tuple[float, float], prob: float) -> pd.DataFrame:
-        table = results.summarize(draws, probs, convergence=True)
+    def _table(self, draws: dict, probs: tuple[float, float], prob: float) -> pd.DataFrame:
+        # R-hat and ESS are NUTS's: the other algorithms' draws are not Markov chains (NA, as brms shows)
+        table = results.summarize(draws, probs, convergence=True, chains=self.method == "nuts")
         level = f"{100 * prob:g}%"
         return table.rename(
             columns={
@@ -407,6 +417,7 @@ class Fit:
             ``elpd`` (elpd_loo), ``se``, ``p`` (p_loo), ``pareto_k``; printing it gives loo's table.
             Observations whose Pareto k is too large are counted in a :class:`ComparisonWarning`.
         """
+        self._needs_draws("loo")
         posterior = self.to_arviz(log_likelihood=False, posterior_predictive=False).posterior
         prediction, _ = self._prepare(None)
         return criteria.loo(
@@ -425,6 +436,7 @@ class Fit:
         WAIC
             elpd_waic, its standard error, p_waic, waic and the pointwise elpd.
         """
+        self._needs_draws("waic")
         prediction, _ = self._prepare(None)
         return criteria.waic(values for _, values in prediction.blocks("log_lik"))
 
@@ -460,6 +472,7 @@ class Fit:
         """
         import arviz_stats
 
+        self._needs_draws("loo_R2")
         data = self.to_arviz(log_likelihood=True, posterior_predictive=True, seed=seed)
         return arviz_stats.loo_r2(data, "y")
 
@@ -608,6 +621,13 @@ class Fit:
 
     # ------------------------------------------------------------------ persistence
 
+    def _needs_draws(self, what: str) -> None:
+        if self.method == "optimize":
+            raise ArgumentError(
+                f"{what} needs draws of the posterior, but this fit is method='optimize' (one point): "
+                "fit with method='nuts', or a fast approximation such as method='pathfinder'"
+            )
+
     def save(self, path: str | Path) -> None:
         """Write the fit (draws, model, design) to ``path``; read it back with :func:`load`.
 
@@ -674,6 +694,41 @@ def _draw_frame(named: dict) -> pd.DataFrame:
     frame[".chain"] = np.repeat(np.arange(1, chains + 1), draws)
     frame[".draw"] = np.tile(np.arange(1, draws + 1), chains)
     return frame
+
+
+def _algorithm(fit: Fit) -> str:
+    """The summary's Algorithm line."""
+    settings = fit.settings
+    if fit.method == "nuts":
+        return f"NUTS ({settings.metric} metric, adapt_delta = {settings.adapt_delta:g})"
+    jacobian = "with" if getattr(settings, "jacobian", False) else "no"
+    text = {
+        "optimize": f"optimize (L-BFGS; {jacobian} Jacobian adjustment)",
+        "laplace": f"laplace (normal approximation at the mode; {jacobian} Jacobian adjustment)",
+        "pathfinder": f"pathfinder ({settings.num_paths} paths, resampled by importance weights)",
+        "meanfield": "meanfield (ADVI, mean-field normal)",
+        "fullrank": "fullrank (ADVI, full-rank normal)",
+    }[fit.method]
+    if fit.pareto_k is not None:
+        text += f"; Pareto k = {fit.pareto_k:.2f}"
+    if fit.importance_ess is not None:
+        text += f", importance ESS = {fit.importance_ess:.0f}"
+    return text
+
+
+def _draws_line(fit: Fit) -> str:
+    """The summary's Draws line."""
+    if fit.method == "optimize":
+        line = f"the optimum only ({fit.backend})"
+    elif fit.method != "nuts":
+        line = f"{fit.num_draws} draws from the approximation ({fit.backend})"
+    else:
+        warmup = fit.settings.iter_warmup
+        line = (
+            f"{fit.num_chains} chains, each with iter = {warmup + fit.num_draws}; warmup = {warmup}; "
+            f"total post-warmup draws = {fit.num_chains * fit.num_draws} ({fit.backend})"
+        )
+    return line + ("; the priors only (sample_prior='only')" if fit.sample_prior == "only" else "")
 
 
 def _dropped(model) -> str:

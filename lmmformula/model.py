@@ -5,17 +5,19 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
-from . import diagnostics
+from . import approximations, diagnostics
 from .cache import cache_root
-from .codegen import build_data, prior_only_data, render_code
+from .codegen import build_data, noncentered_data, prior_only_data, render_code
 from .design import Design, DesignSpec, build_design, check_identifiable
 from .draws import assemble
-from .engines import SamplerSettings, default_cores, get_engine
-from .errors import ArgumentError
+from .engines import ApproximationSettings, ChainOutput, SamplerSettings, default_cores, get_engine
+from .engines.base import METHODS
+from .errors import ArgumentError, EngineError
 from .families import Family, get_family
 from .fit import Fit
 from .formula import parse_formula
@@ -137,8 +139,13 @@ class Model:
         backend: str = "auto",
         progress: bool = True,
         sample_prior: str = "no",
+        method: str = "nuts",
+        draws: int | None = None,
+        jacobian: bool | None = None,
+        num_paths: int | None = None,
+        iter: int | None = None,  # noqa: A002 (cmdstanpy's name)
     ) -> Fit:
-        """Sample the posterior with Stan's adaptive NUTS.
+        """Sample the posterior with Stan's adaptive NUTS, or approximate it (``method``).
 
         The program is compiled on the first fit of its structure (then cached, see
         docs/engine.md); the same ``seed`` on the same data gives the same draws.
@@ -161,9 +168,10 @@ class Model:
         metric : {"diag", "dense"}, default "diag"
             The mass matrix adapted in warm-up: diagonal, or dense (a full covariance; worth it for
             models with few parameters and strongly correlated posteriors, costly for many).
-        init : float, dict or list of dict, optional
+        init : float, dict, list of dict or "pathfinder", optional
             An init radius (uniform on (-radius, radius) unconstrained; default 2), a dict of
-            initial values by Stan name, or one dict per chain.
+            initial values by Stan name, one dict per chain, or ``"pathfinder"``: each chain starts
+            at its own draw of a Pathfinder run (4 paths) on the same program and data.
         cores : int, optional
             How many chains run at once (default: all cores, at most ``chains``).
         backend : {"auto", "embedded", "cmdstanpy"}, default "auto"
@@ -175,6 +183,30 @@ class Model:
             off by the data ``prior_only``), for prior predictive checks (``fit.pp_check()`` on such
             a fit); ``"yes"`` also samples them next to the posterior (:meth:`Fit.prior_draws`).
             Both need proper priors: a flat prior on ``b`` or ``Intercept`` is an error naming it.
+        method : {"nuts", "pathfinder", "laplace", "optimize", "meanfield", "fullrank"}, default "nuts"
+            The algorithm (Stan's services; brms's ``algorithm``). The others are fast approximations
+            whose Fit has the same API, its draws as one "chain" with no R-hat or ESS:
+            ``"pathfinder"`` (Zhang et al. 2022; ``num_paths`` L-BFGS paths, their normal
+            approximations' draws resampled by Pareto-smoothed importance weights), ``"laplace"``
+            (a normal approximation at the mode, on the unconstrained scale), ``"meanfield"`` and
+            ``"fullrank"`` (ADVI, Stan's experimental variational inference), each with the Pareto k
+            of its importance ratios as a check (``fit.pareto_k``; above 0.7, use NUTS); and
+            ``"optimize"``, the posterior mode by L-BFGS (one draw; with ``jacobian=False``, the
+            penalized maximum likelihood estimate). optimize and laplace run on every block
+            non-centered (the joint mode of a centered block lies at sd = 0); for a model with
+            group-level terms the joint mode is not lme4's estimate, and they warn so. ``chains``,
+            ``iter_warmup``, ``iter_sampling``,
+            ``adapt_delta``, ``max_treedepth``, ``metric`` and ``cores`` are NUTS's and are ignored.
+        draws : int, optional
+            Draws of an approximation to keep (default 1000; for pathfinder also each path's).
+        jacobian : bool, optional
+            optimize and laplace: whether the density includes the Jacobian of the constraining
+            transforms (cmdstanpy's defaults: False for optimize, True for laplace).
+        num_paths : int, optional
+            pathfinder: number of paths (default 4; they run in parallel on the embedded engine).
+        iter : int, optional
+            Most iterations of the optimizer (optimize, laplace: 2000; pathfinder: 1000) or of ADVI
+            (10000).
 
         Returns
         -------
@@ -190,6 +222,24 @@ class Model:
         EngineError
             When compiling or a chain fails.
         """
+        if method not in METHODS:
+            raise ArgumentError(f"method={method!r} is not one of {', '.join(map(repr, METHODS))}")
+        if sample_prior not in ("no", "yes", "only"):
+            raise ArgumentError(f"sample_prior must be 'no', 'yes' or 'only'; got {sample_prior!r}")
+        options = {"draws": draws, "jacobian": jacobian, "num_paths": num_paths, "iter": iter}
+        if method != "nuts":
+            return self._approximate(method, options, seed, init, backend, progress, sample_prior)
+        given = [name for name, value in options.items() if value is not None]
+        if given:
+            raise ArgumentError(
+                f"{', '.join(given)}: only for the approximate methods (method='pathfinder', 'laplace', "
+                "'optimize', 'meanfield', 'fullrank'); NUTS takes iter_warmup and iter_sampling"
+            )
+        pathfinder_init = isinstance(init, str)
+        if pathfinder_init and init != "pathfinder":
+            raise ArgumentError(
+                f"init={init!r}: a radius, a dict of initial values, one dict per chain, or 'pathfinder'"
+            )
         settings = SamplerSettings(
             chains=chains,
             iter_warmup=iter_warmup,
@@ -200,34 +250,99 @@ class Model:
             else adapt_delta,
             max_treedepth=max_treedepth,
             metric=metric,
-            init=init,
+            init=None if pathfinder_init else init,
             cores=min(default_cores() if cores is None else cores, chains),
             refresh=max(1, (iter_warmup + iter_sampling) // 100),
         )
-        if sample_prior not in ("no", "yes", "only"):
-            raise ArgumentError(f"sample_prior must be 'no', 'yes' or 'only'; got {sample_prior!r}")
+        self._check_sample_prior(sample_prior)
+        name, engine = get_engine(backend)
+        started = time.perf_counter()
+        program = engine.compile_program(self.stan_code, _announce_compile if progress else None)
+        prior_only = prior_only_data(self.stan_data, self.design)
+        data = prior_only if sample_prior == "only" else self.stan_data
+        initialized = 0.0
+        if pathfinder_init:
+            initialized = time.perf_counter()
+            settings = replace(settings, init=_pathfinder_inits(engine, program, data, chains, seed))
+            initialized = time.perf_counter() - initialized
+        draws_, timings, problems = _sample(engine, program, data, settings, progress, started)
+        if pathfinder_init:
+            timings["pathfinder_init"] = initialized
+        prior = None
+        if sample_prior == "yes":
+            prior = _sample(engine, program, prior_only, settings, progress, time.perf_counter())[0]
+        return Fit(self, draws_, settings, name, timings, tuple(problems), sample_prior, prior)
+
+    def _check_sample_prior(self, sample_prior: str) -> None:
         if sample_prior != "no" and self.priors.improper():
             raise ArgumentError(
                 f"sample_prior={sample_prior!r} needs proper priors, but "
                 f"{' and '.join(self.priors.improper())}: "
                 "give them one, e.g. priors='weakly_informative' or [lf.prior('normal(0, 5)', class_='b')]"
             )
-        name, engine = get_engine(backend)
-        started = time.perf_counter()
-        program = engine.compile_program(self.stan_code, _announce_compile if progress else None)
-        prior_only = prior_only_data(self.stan_data, self.design)
-        draws, timings, problems = _sample(
-            engine,
-            program,
-            prior_only if sample_prior == "only" else self.stan_data,
-            settings,
-            progress,
-            started,
-        )
-        prior = None
+
+    def _approximate(self, method, options, seed, init, backend, progress, sample_prior) -> Fit:
+        """A fit by one of the algorithms other than NUTS (see :meth:`fit`)."""
+        if options["jacobian"] is not None and method not in ("optimize", "laplace"):
+            raise ArgumentError(
+                f"jacobian: only for method='optimize' or 'laplace' ({method} always works on the "
+                "unconstrained scale)"
+            )
+        if options["num_paths"] is not None and method != "pathfinder":
+            raise ArgumentError("num_paths: only for method='pathfinder'")
         if sample_prior == "yes":
-            prior = _sample(engine, program, prior_only, settings, progress, time.perf_counter())[0]
-        return Fit(self, draws, settings, name, timings, tuple(problems), sample_prior, prior)
+            raise ArgumentError("sample_prior='yes' is for method='nuts'; fit the priors alone with 'only'")
+        if isinstance(init, str) or isinstance(init, list):
+            raise ArgumentError(f"init: method={method!r} takes a radius or one dict of initial values")
+        self._check_sample_prior(sample_prior)
+        settings = ApproximationSettings(
+            method=method,
+            draws=1000 if options["draws"] is None else options["draws"],
+            jacobian=(method == "laplace") if options["jacobian"] is None else bool(options["jacobian"]),
+            num_paths=4 if options["num_paths"] is None else options["num_paths"],
+            iter=DEFAULT_ITER[method] if options["iter"] is None else options["iter"],
+            seed=seed,
+            init=init,
+        )
+        name, engine = get_engine(backend)
+        program = engine.compile_program(self.stan_code, _announce_compile if progress else None)
+        # the mode-based methods on non-centered blocks (the joint mode of a centered block is at sd = 0);
+        # Pathfinder and ADVI on the model's own parameterization (chosen to make the posterior close to
+        # normal), as init="pathfinder" too
+        data = self.stan_data
+        if method in ("optimize", "laplace"):
+            data = noncentered_data(self.stan_data, self.design)
+        if sample_prior == "only":
+            data = prior_only_data(self.stan_data, self.design)
+        started = time.perf_counter()
+        try:
+            output = engine.approximate(program, data, settings)
+        except EngineError as error:
+            if method == "optimize":
+                raise
+            raise EngineError(
+                f"{error}\nThe {method} approximation drew values the model cannot evaluate: it is far from "
+                "the posterior; use method='nuts'"
+            ) from None
+        approximation = approximations.finish(output, settings, grouped=bool(self.design.blocks))
+        timings = {
+            "compile": program.compile_seconds,
+            "compiled_now": float(program.compiled_now),
+            "sampling_wall": time.perf_counter() - started,
+        }
+        diagnostics.warn_problems(list(approximation.problems))
+        draws_ = assemble([approximation.output])
+        return Fit(
+            self,
+            draws_,
+            settings,
+            name,
+            timings,
+            approximation.problems,
+            sample_prior,
+            pareto_k=approximation.pareto_k,
+            importance_ess=approximation.importance_ess,
+        )
 
     def get_prior(self) -> pd.DataFrame:
         """The priors of this model as brms's ``get_prior`` shows them: one row per class, per
@@ -272,6 +387,29 @@ def _announce_compile() -> None:
         file=sys.stderr,
         flush=True,
     )
+
+
+#: Most iterations of each approximate method's optimizer or of ADVI by default (CmdStan's).
+DEFAULT_ITER = {"optimize": 2000, "laplace": 2000, "pathfinder": 1000, "meanfield": 10000, "fullrank": 10000}
+
+
+def _pathfinder_inits(engine, program, data: dict, chains: int, seed: int | None) -> list[dict]:
+    """One set of initial values per chain: distinct draws of a Pathfinder run (4 paths) on the same
+    program and data, picked by their importance weights (as dicts of Stan values)."""
+    settings = ApproximationSettings(method="pathfinder", seed=seed)
+    output = engine.approximate(program, data, settings)
+    weights, _ = approximations.importance_weights(
+        approximations.log_ratios(output.columns, output.values, "pathfinder")
+    )
+    # distinct draws even when a few weights hold all the mass (a poor approximation): the rest
+    # share a floor
+    weights = weights + 1e-3 / len(weights)
+    rows = np.random.default_rng(seed).choice(
+        len(weights), size=chains, replace=len(weights) < chains, p=weights / weights.sum()
+    )
+    kept = ChainOutput(chain=1, columns=output.columns, values=output.values[rows], seconds={})
+    parameters = assemble([kept]).parameters  # name -> (1, chains, ...)
+    return [{name: values[0, i] for name, values in parameters.items()} for i in range(chains)]
 
 
 def _sample(engine, program, data, settings, progress, started):

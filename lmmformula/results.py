@@ -156,6 +156,11 @@ def summary_columns(flat: np.ndarray, probs: tuple[float, ...]) -> dict[str, np.
     for prob in probs:
         if not 0 < prob < 1:
             raise ValueError(f"probs: {prob!r} is not between 0 and 1")
+    if len(flat) < 2:  # one point (optimize): an estimate, no error or interval
+        table = {"Estimate": flat.mean(axis=0), "Est.Error": np.full(flat.shape[1], np.nan)}
+        for prob in probs:
+            table[quantile_label(prob)] = np.full(flat.shape[1], np.nan)
+        return table
     table = {"Estimate": flat.mean(axis=0), "Est.Error": flat.std(axis=0, ddof=1)}
     for prob, values in zip(probs, np.quantile(flat, probs, axis=0)):
         table[quantile_label(prob)] = values
@@ -163,9 +168,10 @@ def summary_columns(flat: np.ndarray, probs: tuple[float, ...]) -> dict[str, np.
 
 
 def summarize(
-    draws: dict, probs: tuple[float, ...] = (0.025, 0.975), convergence: bool = False
+    draws: dict, probs: tuple[float, ...] = (0.025, 0.975), convergence: bool = False, chains: bool = True
 ) -> pd.DataFrame:
-    """Estimate (mean), Est.Error (sd) and quantiles of each (chain, draw) array."""
+    """Estimate (mean), Est.Error (sd) and quantiles of each (chain, draw) array; with ``convergence``,
+    Rhat, Bulk_ESS and Tail_ESS (NA when the draws are not Markov ``chains``)."""
     names = list(draws)
     stacked = np.stack([np.asarray(draws[name]) for name in names], axis=-1)  # (chain, draw, k)
     flat = stacked.reshape(-1, len(names))
@@ -178,7 +184,7 @@ def summarize(
             ("Tail_ESS", diagnostics.ess_tail),
         ):
             column = np.full(len(names), np.nan)
-            if varying.any():
+            if varying.any() and chains:
                 column[varying] = function(stacked[:, :, varying])
             table[label] = column
     index = pd.MultiIndex.from_tuples(names) if names and isinstance(names[0], tuple) else pd.Index(names)
