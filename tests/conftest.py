@@ -144,7 +144,8 @@ def command_line(pid: int) -> list[str]:
 
 def chain_workers(pid: int) -> dict[int, int]:
     """The chain processes among the descendants of ``pid``, chain number -> pid: the embedded
-    engine's workers, or CmdStan's model executables (``... id=<chain> ... method=sample``)."""
+    engine's workers, or CmdStan's model executables (``... id=<chain> ... method=sample``; the
+    other methods' runs count as chain 1)."""
     workers = {}
     for child in descendants(pid):
         command = command_line(child)
@@ -152,7 +153,7 @@ def chain_workers(pid: int) -> dict[int, int]:
         if worker is not None:
             draws_path = command[command.index(worker) + 2]
             workers[int(re.search(r"chain(\d+)\.", draws_path).group(1))] = child
-        elif "method=sample" in command:
+        elif any(part.startswith("method=") for part in command):
             number = next((part[3:] for part in command if re.fullmatch(r"id=\d+", part)), "1")
             workers[int(number)] = child
     return workers
