@@ -155,9 +155,18 @@ def _maybe_warns():
         yield
 
 
+@pytest.fixture(scope="module")
+def sleepstudy_nuts(sleepstudy):
+    model = lf.Model("Reaction ~ Days + (Days | Subject)", sleepstudy)
+    with _maybe_warns():
+        return model, model.fit(seed=1, progress=False, backend="embedded")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["laplace", "pathfinder", "meanfield", "fullrank"])
-def test_approximations_give_a_whole_fit_that_agrees_or_warns(method, coffee_model, coffee_fit, sleepstudy):
+def test_approximations_give_a_whole_fit_that_agrees_or_warns(
+    method, coffee_model, coffee_fit, sleepstudy_nuts
+):
     """Every approximation gives a Fit with the whole results API, draws that the same seed repeats,
     and either fixed effects within 0.25 posterior sd of NUTS (coffee and sleepstudy) or a warning."""
     with _maybe_warns():
@@ -177,9 +186,7 @@ def test_approximations_give_a_whole_fit_that_agrees_or_warns(method, coffee_mod
         again = coffee_model.fit(method=method, seed=3, backend="embedded")
     np.testing.assert_array_equal(again.posterior["b"], fit.posterior["b"])
 
-    model = lf.Model("Reaction ~ Days + (Days | Subject)", sleepstudy)  # coffee's program
-    with _maybe_warns():
-        nuts = model.fit(seed=1, progress=False, backend="embedded")
+    model, nuts = sleepstudy_nuts  # coffee's program
     try:
         with _maybe_warns():
             approx = model.fit(method=method, seed=3, backend="embedded")
