@@ -8,11 +8,12 @@
 
 Cases: coffee (``y ~ x + (x | group)``), sleepstudy (``Reaction ~ Days + (Days | Subject)``, coffee's
 program) and a simulated crossed bernoulli design (300 subjects x 24 items, ``y ~ x + (x | subject) +
-(1 | item)``). Each engine runs in its own process, with its own empty cache: compile seconds, then
-4 chains x (1000 + 1000) on 2 cores with seed 1: sampling wall, draws per second, the smallest bulk
-ESS over the population, sd and sigma parameters per second of sampling wall, and peak memory (the
-driving process and its largest worker). Then the new engine's compile table: the one-time warm-up
-(runner and precompiled header), the first compile of a new structure, a cached refit.
+(1 | item)``). Each engine has its own empty cache: one process compiles (compile seconds), a fresh
+one samples 4 chains x (1000 + 1000) on 2 cores with seed 1: sampling wall, draws per second, the
+smallest bulk ESS over the population, sd and sigma parameters per second of sampling wall, and peak
+memory (the sampling process and its largest worker or chain process). Then the new engine's compile
+table: the one-time warm-up (runner and precompiled header), the first compile of a new structure, a
+cached refit.
 
     python benchmarks/engine.py [--out benchmarks/results/engine.txt] [--old-ref REF]
 
@@ -48,7 +49,7 @@ CHILD = textwrap.dedent(
     import json, resource, sys, time
     import numpy as np
     from lmmformula.engines import SamplerSettings
-    engine_name, code_path, data_path, out_path, seed = sys.argv[1:6]
+    engine_name, code_path, data_path, out_path, seed, mode = sys.argv[1:7]
     if engine_name == "cmdstanpy":
         from lmmformula.engines import cmdstan as engine
     else:
@@ -58,6 +59,9 @@ CHILD = textwrap.dedent(
     started = time.perf_counter()
     program = engine.compile_program(code)
     compiled = time.perf_counter() - started
+    if mode == "compile":  # its own process: the compiler's memory is not counted with the workers'
+        print(json.dumps({"compile": compiled}))
+        sys.exit(0)
     settings = SamplerSettings(chains=4, iter_warmup=1000, iter_sampling=1000, seed=int(seed), cores=2)
     started = time.perf_counter()
     outputs = engine.sample(program, data, settings)
@@ -106,18 +110,22 @@ def cases() -> dict:
 
 
 def run(engine: str, source: Path, cache: Path, files: tuple[Path, Path], seed: int, out: Path) -> dict:
-    """One engine on one case in a fresh process; its report."""
+    """One engine on one case: a fresh process compiles, another samples; their report."""
     env = {**os.environ, "PYTHONPATH": str(source), "LMMFORMULA_CACHE": str(cache)}
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, engine, str(files[0]), str(files[1]), str(out), str(seed)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"{engine} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    report = {}
+    for mode in ("compile", "sample"):
+        done = subprocess.run(
+            [sys.executable, "-c", CHILD, engine, str(files[0]), str(files[1]), str(out), str(seed), mode],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{engine} failed:\n{done.stderr[-3000:]}")
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        report = {**result, **report}  # the compile seconds of the first process
+    return report
 
 
 def smallest_ess(path: Path) -> float:
