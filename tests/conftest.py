@@ -7,6 +7,9 @@ import json
 import os
 import re
 import signal
+import subprocess
+import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -193,3 +196,30 @@ def prior_arguments(stan_data: dict, parameter_class: str) -> list[float]:
         assert len(values) == 1, f"{key}: the elements have different numbers {values}"
         found.append(float(values[0]))
     return found
+
+
+def assert_ctrl_c_stops_everything(script: str, tmp_path: Path, ready, pause: float) -> None:
+    """Run the fit in ``script`` in a fresh Python (temporary files in ``tmp_path``), send it SIGINT
+    ``pause`` s after ``ready(pid)`` first returns its chain workers, and check what a user needs: a
+    KeyboardInterrupt, no worker left running, no temporary file left behind."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+        preexec_fn=interruptible,
+    )
+    try:
+        workers = wait_for(lambda: ready(process.pid), 60, interval=0.02)
+        assert workers, "the workers never started"
+        time.sleep(pause)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode != 0
+    assert "KeyboardInterrupt" in err
+    assert not [pid for pid in workers.values() if alive(pid)]
+    assert list(tmp_path.iterdir()) == []

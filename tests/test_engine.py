@@ -28,7 +28,7 @@ import lmmformula as lf
 from lmmformula import cache, diagnostics, names
 from lmmformula.engines import SamplerSettings, cmdstan, embedded
 
-from .conftest import alive, all_chain_workers, interruptible, reference, wait_for
+from .conftest import all_chain_workers, assert_ctrl_c_stops_everything, reference
 
 pytestmark = pytest.mark.slow
 
@@ -151,39 +151,14 @@ def test_ctrl_c_stops_every_worker(coffee_model, tmp_path, backend):
     matter."""
     with pytest.warns(diagnostics.SamplingWarning):  # compiled for this backend, if it was not
         coffee_model.fit(chains=1, iter_warmup=20, iter_sampling=10, seed=1, progress=False, backend=backend)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            textwrap.dedent(
-                f"""
-            import lmmformula as lf
-            model = lf.Model("y ~ x + (x | group)", lf.load_dataset("coffee"))
-            model.fit(
-                chains=2, iter_warmup=20000, iter_sampling=20000, seed=1, progress=False, backend={backend!r}
-            )
-            """
-            ),
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "TMPDIR": str(tmp_path)},
-        preexec_fn=interruptible,
-    )
-    try:
-        workers = wait_for(lambda: all_chain_workers(process.pid, 2), 60)
-        assert workers, "workers never started"
-        time.sleep(1.0)
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=30)
-    finally:
-        process.kill()
-    assert process.returncode != 0
-    assert "KeyboardInterrupt" in err
-    assert not [pid for pid in workers.values() if alive(pid)]
-    assert list(tmp_path.iterdir()) == []
+    script = f"""
+        import lmmformula as lf
+        model = lf.Model("y ~ x + (x | group)", lf.load_dataset("coffee"))
+        model.fit(
+            chains=2, iter_warmup=20000, iter_sampling=20000, seed=1, progress=False, backend={backend!r}
+        )
+    """
+    assert_ctrl_c_stops_everything(script, tmp_path, lambda pid: all_chain_workers(pid, 2), pause=1.0)
 
 
 def test_stanc_failure_shows_message_and_line():

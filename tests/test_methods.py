@@ -8,12 +8,6 @@ No new program: every method runs the coffee program with other data (blocks non
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import subprocess
-import sys
-import textwrap
-import time
 import warnings
 
 import numpy as np
@@ -26,7 +20,7 @@ from lmmformula.codegen import noncentered_data
 from lmmformula.engines import embedded
 from lmmformula.engines.base import APPROXIMATIONS, ApproximationSettings, ChainOutput, SamplerSettings
 
-from .conftest import BACKENDS, alive, chain_workers, interruptible, wait_for
+from .conftest import BACKENDS, assert_ctrl_c_stops_everything, chain_workers
 
 # ---------------------------------------------------------------- algebra (no Stan)
 
@@ -240,38 +234,14 @@ def test_ctrl_c_during_each_method_leaves_no_worker(method, coffee_model, tmp_pa
     """On coffee's program with the data repeated 100 times, so that every method runs for a while."""
     with _maybe_warns():
         coffee_model.fit(method="optimize", seed=1, backend=backend)  # compiled for this backend
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            textwrap.dedent(
-                f"""
-                import pandas as pd
-                import lmmformula as lf
-                data = pd.concat([lf.load_dataset("coffee")] * 100)
-                lf.Model("y ~ x + (x | group)", data).fit(method={method!r}, seed=1, backend={backend!r})
-                """
-            ),
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "TMPDIR": str(tmp_path)},
-        preexec_fn=interruptible,
-    )
-    try:
-        workers = wait_for(lambda: chain_workers(process.pid), 60, interval=0.02)
-        assert workers, "the worker never started"
-        time.sleep(0.2)  # it reads the data and runs: some methods end within a second or two
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=30)
-    finally:
-        process.kill()
-    assert process.returncode != 0
-    assert "KeyboardInterrupt" in err
-    assert not [pid for pid in workers.values() if alive(pid)]
-    assert list(tmp_path.iterdir()) == []
+    script = f"""
+        import pandas as pd
+        import lmmformula as lf
+        data = pd.concat([lf.load_dataset("coffee")] * 100)
+        lf.Model("y ~ x + (x | group)", data).fit(method={method!r}, seed=1, backend={backend!r})
+    """
+    # it reads the data and runs: some methods end within a second or two, so SIGINT comes soon
+    assert_ctrl_c_stops_everything(script, tmp_path, chain_workers, pause=0.2)
 
 
 def _parameters(fit: lf.Fit, code: str) -> dict:
