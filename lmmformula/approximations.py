@@ -24,7 +24,7 @@ sd = 0. Such fits say so in their problems.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -94,14 +94,7 @@ def finish(output: ChainOutput, settings: ApproximationSettings, grouped: bool =
         problems.append(
             f"{method} stopped after iter={settings.iter} iterations without converging: raise iter"
         )
-    kept = ChainOutput(
-        chain=1,
-        columns=output.columns,
-        values=values,
-        seconds=output.seconds,
-        first_message_at=output.first_message_at,
-        messages=output.messages,
-    )
+    kept = replace(output, values=values)
     return Approximation(output=kept, pareto_k=k, importance_ess=ess, problems=tuple(problems))
 
 

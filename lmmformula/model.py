@@ -292,18 +292,9 @@ class Model:
             raise ArgumentError("num_paths: only for method='pathfinder'")
         if sample_prior == "yes":
             raise ArgumentError("sample_prior='yes' is for method='nuts'; fit the priors alone with 'only'")
-        if isinstance(init, str) or isinstance(init, list):
-            raise ArgumentError(f"init: method={method!r} takes a radius or one dict of initial values")
         self._check_sample_prior(sample_prior)
-        settings = ApproximationSettings(
-            method=method,
-            draws=1000 if options["draws"] is None else options["draws"],
-            jacobian=(method == "laplace") if options["jacobian"] is None else bool(options["jacobian"]),
-            num_paths=4 if options["num_paths"] is None else options["num_paths"],
-            iter=DEFAULT_ITER[method] if options["iter"] is None else options["iter"],
-            seed=seed,
-            init=init,
-        )
+        given = {name: value for name, value in options.items() if value is not None}
+        settings = ApproximationSettings(method=method, seed=seed, init=init, **given)
         name, engine = get_engine(backend)
         program = engine.compile_program(self.stan_code, _announce_compile if progress else None)
         # the mode-based methods on non-centered blocks (the joint mode of a centered block is at sd = 0);
@@ -318,12 +309,13 @@ class Model:
         try:
             output = engine.approximate(program, data, settings)
         except EngineError as error:
-            if method == "optimize":
-                raise
-            raise EngineError(
-                f"{error}\nThe {method} approximation drew values the model cannot evaluate: it is far from "
-                "the posterior; use method='nuts'"
-            ) from None
+            hint = (
+                "L-BFGS found no mode from this start: try another seed or init, or method='nuts'"
+                if method == "optimize"
+                else f"The {method} approximation drew values the model cannot evaluate: it is far from the "
+                "posterior; use method='nuts'"
+            )
+            raise EngineError(f"{error}\n{hint}") from None
         approximation = approximations.finish(output, settings, grouped=bool(self.design.blocks))
         timings = {
             "compile": program.compile_seconds,
@@ -387,10 +379,6 @@ def _announce_compile() -> None:
         file=sys.stderr,
         flush=True,
     )
-
-
-#: Most iterations of each approximate method's optimizer or of ADVI by default (CmdStan's).
-DEFAULT_ITER = {"optimize": 2000, "laplace": 2000, "pathfinder": 1000, "meanfield": 10000, "fullrank": 10000}
 
 
 def _pathfinder_inits(engine, program, data: dict, chains: int, seed: int | None) -> list[dict]:

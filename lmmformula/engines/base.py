@@ -76,6 +76,8 @@ class SamplerSettings:
 
 APPROXIMATIONS = ("optimize", "laplace", "pathfinder", "meanfield", "fullrank")
 METHODS = ("nuts", *APPROXIMATIONS)
+#: Most iterations of each method's optimizer (laplace's finds its mode) or of ADVI by default (CmdStan's).
+DEFAULT_ITER = {"optimize": 2000, "laplace": 2000, "pathfinder": 1000, "meanfield": 10000, "fullrank": 10000}
 
 
 @dataclass(frozen=True)
@@ -87,14 +89,15 @@ class ApproximationSettings:
     ``log_q__``) around the mode L-BFGS finds with the same ``jacobian``; ``pathfinder``
     every path's ``draws`` draws (``lp_approx__``, ``lp__``), not resampled; ``meanfield`` and
     ``fullrank`` the approximation's mean, then ``draws`` draws (``lp__``, ``log_p__``,
-    ``log_g__``).
+    ``log_g__``). ``jacobian`` and ``iter`` left as None take the method's defaults (cmdstanpy's:
+    a Jacobian for laplace only; :data:`DEFAULT_ITER`).
     """
 
     method: str
     draws: int = 1000
-    jacobian: bool = False
+    jacobian: bool | None = None
     num_paths: int = 4
-    iter: int = 2000
+    iter: int | None = None
     seed: int | None = None
     init: float | dict | None = None
     refresh: int = 100
@@ -102,14 +105,20 @@ class ApproximationSettings:
     def __post_init__(self) -> None:
         if self.method not in APPROXIMATIONS:
             raise ArgumentError(f"method={self.method!r} is not one of {', '.join(map(repr, METHODS))}")
+        if self.jacobian is None:
+            object.__setattr__(self, "jacobian", self.method == "laplace")
+        if not isinstance(self.jacobian, bool | np.bool_):
+            raise ArgumentError(f"jacobian={self.jacobian!r}: must be True or False")
+        if self.iter is None:
+            object.__setattr__(self, "iter", DEFAULT_ITER[self.method])
         for name in ("draws", "num_paths", "iter", "refresh"):
             value = getattr(self, name)
             if not isinstance(value, int | np.integer) or value < 1:
                 raise ArgumentError(f"{name}={value!r}: must be an integer >= 1")
         if self.seed is not None and not (isinstance(self.seed, int | np.integer) and 0 <= self.seed < 2**31):
             raise ArgumentError(f"seed={self.seed!r}: must be an integer in [0, 2**31)")
-        if isinstance(self.init, list):
-            raise ArgumentError(f"init: method={self.method!r} takes one dict of initial values, not a list")
+        if isinstance(self.init, list | str):
+            raise ArgumentError(f"init: method={self.method!r} takes a radius or one dict of initial values")
 
     def init_for(self) -> tuple[dict, float]:
         """Initial values and init radius."""

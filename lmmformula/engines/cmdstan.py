@@ -118,9 +118,7 @@ def sample(
     ]
 
 
-def approximate(
-    program: CompiledProgram, data: dict, settings: ApproximationSettings, progress=None
-) -> ChainOutput:
+def approximate(program: CompiledProgram, data: dict, settings: ApproximationSettings) -> ChainOutput:
     """One run of optimize, laplace, pathfinder (not resampled) or ADVI, read from CmdStan's output file
     as the embedded engine returns it (see :class:`ApproximationSettings`)."""
     import cmdstanpy
@@ -143,7 +141,7 @@ def approximate(
                 write_stan_json(init, folder / "init.json")
             inits = str(folder / "init.json") if init else radius
             function, arguments = _method_call(model, settings, inits)
-            console = _Console(progress, single=True)
+            console = _Console(None, single=True)
             with contextlib.redirect_stdout(console):
                 _in_worker(
                     lambda: function(**common, **arguments),

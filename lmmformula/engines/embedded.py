@@ -274,9 +274,7 @@ def sample(
     return _run_jobs(program, data, jobs, settings.cores, progress)
 
 
-def approximate(
-    program: CompiledProgram, data: dict, settings: ApproximationSettings, progress=None
-) -> ChainOutput:
+def approximate(program: CompiledProgram, data: dict, settings: ApproximationSettings) -> ChainOutput:
     """One run of an algorithm other than NUTS: its draws as Stan writes them (see
     :class:`ApproximationSettings`)."""
     seed = settings.seed if settings.seed is not None else random.randrange(2**31)
@@ -291,7 +289,7 @@ def approximate(
         "num_paths": settings.num_paths,
         "refresh": settings.refresh,
     }
-    (output,) = _run_jobs(program, data, [_Job(1, arguments, init)], 1, progress)
+    (output,) = _run_jobs(program, data, [_Job(1, arguments, init)], 1, None)
     return output
 
 
