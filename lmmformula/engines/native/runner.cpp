@@ -188,7 +188,8 @@ int guarded(const char* data_path, const char* init_path, unsigned int seed, cha
   }
 }
 
-// A writer's rows, checked: how many were written, or -1 when their width was not the buffer's.
+// A writer's rows, checked: 0 with *rows set to how many were written, or 2 (the reason in error)
+// when their width was not the buffer's.
 int finish(const BufferWriter& writer, long* rows, char* error, long error_capacity) {
   if (writer.misfits() > 0) {
     copy_text("Stan wrote rows of another width than lmf_columns names", error, error_capacity);
@@ -198,15 +199,16 @@ int finish(const BufferWriter& writer, long* rows, char* error, long error_capac
   return 0;
 }
 
-// L-BFGS with CmdStan's defaults; writes lp__ and the constrained values at the optimum.
-template <bool jacobian>
-int run_lbfgs(stan::model::model_base& model, const stan::io::var_context& init, unsigned int seed,
+// L-BFGS with CmdStan's defaults; writes lp__ and the constrained values at the optimum. With
+// jacobian, the mode of the density on the unconstrained scale.
+int run_lbfgs(bool jacobian, stan::model::model_base& model, const stan::io::var_context& init, unsigned int seed,
               double init_radius, int iterations, int refresh, FlagInterrupt& interrupt,
               stan::callbacks::logger& logger, stan::callbacks::writer& writer) {
   NullWriter init_writer;
-  return stan::services::optimize::lbfgs<stan::model::model_base, jacobian>(
-      model, init, seed, 1, init_radius, 5, 0.001, 1e-12, 1e4, 1e-8, 1e7, 1e-8, iterations, false, refresh,
-      interrupt, logger, init_writer, writer);
+  auto lbfgs = jacobian ? stan::services::optimize::lbfgs<stan::model::model_base, true>
+                        : stan::services::optimize::lbfgs<stan::model::model_base, false>;
+  return lbfgs(model, init, seed, 1, init_radius, 5, 0.001, 1e-12, 1e4, 1e-8, 1e7, 1e-8, iterations, false, refresh,
+               interrupt, logger, init_writer, writer);
 }
 
 }  // namespace
@@ -275,9 +277,7 @@ int lmf_optimize(const char* data_path, const char* init_path, unsigned int seed
   FlagInterrupt interrupt(stop);
   BufferWriter writer(draws, 1, columns);
   int code = guarded(data_path, init_path, seed, error, error_capacity, [&](auto& model, auto& init) {
-    return jacobian ? run_lbfgs<true>(model, init, seed, init_radius, iterations, refresh, interrupt, logger, writer)
-                    : run_lbfgs<false>(model, init, seed, init_radius, iterations, refresh, interrupt, logger,
-                                       writer);
+    return run_lbfgs(jacobian, model, init, seed, init_radius, iterations, refresh, interrupt, logger, writer);
   });
   return code != 0 ? code : finish(writer, rows, error, error_capacity);
 }
@@ -297,10 +297,8 @@ int lmf_laplace(const char* data_path, const char* init_path, unsigned int seed,
     model.constrained_param_names(parameters, false, false);
     std::vector<double> optimum(names.size() + 1);
     BufferWriter mode_writer(optimum.data(), 1, optimum.size());
-    int found = jacobian ? run_lbfgs<true>(model, init, seed, init_radius, iterations, refresh, interrupt,
-                                           logger, mode_writer)
-                         : run_lbfgs<false>(model, init, seed, init_radius, iterations, refresh, interrupt,
-                                            logger, mode_writer);
+    int found = run_lbfgs(jacobian, model, init, seed, init_radius, iterations, refresh, interrupt, logger,
+                          mode_writer);
     if (found != 0) return found;
     if (mode_writer.rows_written() != 1 || mode_writer.misfits() > 0)
       throw std::runtime_error("the optimizer wrote no mode");
