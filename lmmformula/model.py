@@ -373,7 +373,7 @@ class Model:
 def _announce_compile() -> None:
     print(
         "Compiling the Stan program for this model structure (first fit of it in this cache: "
-        f"{cache_root()}); typically 30-70 s on a 2-core machine, longer on a loaded one; the first "
+        f"{cache_root()}); typically 60-120 s on a 2-core machine, longer on a loaded one; the first "
         "compile in a new cache also builds lmmformula's runner, about 2 minutes more. "
         "Later fits of the same structure reuse it.",
         file=sys.stderr,

@@ -353,7 +353,7 @@ def test_compile_message_says_what_why_and_how_long(capsys):
     _announce_compile()
     message = capsys.readouterr().err
     assert "for this model structure" in message and str(cache.cache_root()) in message
-    assert len(re.findall(r"\d+-\d+ s", message)) == 1 and "30-70 s" in message
+    assert len(re.findall(r"\d+-\d+ s", message)) == 1 and "60-120 s" in message
 
 
 def test_cache_info_and_clear_cache(tmp_path, monkeypatch):
