@@ -3,7 +3,7 @@
 For each method (seed 3, the embedded engine): wall seconds, Pareto k and importance ESS, each fixed
 effect's distance from NUTS's mean in NUTS posterior sds, and the group-level sds next to NUTS's.
 For optimize with the Jacobian: its lp__ against the best of 4000 NUTS draws on the same data (every
-block non-centered, as optimize sees it).
+block non-centered, as optimize sees it: ``model.method_data``).
 
     python benchmarks/methods.py [--out benchmarks/results/methods.txt]
 """
@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 
 import lmmformula as lf
-from lmmformula.codegen import noncentered_data
 from lmmformula.engines import SamplerSettings, embedded
 from lmmformula.engines.base import APPROXIMATIONS
 
@@ -74,7 +73,7 @@ def main() -> None:
                 f"{' '.join(f'{g:.2f}' for g in gap):>16} {sds(fit):>14} {bool(fit.problems)}"
             )
         program = embedded.compile_program(model.stan_code)
-        data_nc = noncentered_data(model.stan_data, model.design)
+        data_nc = model.method_data("optimize")
         outputs = embedded.sample(program, data_nc, SamplerSettings(chains=4, seed=2, cores=2))
         best = max(o.values[:, o.columns.index("lp__")].max() for o in outputs)
         mode = model.fit(method="optimize", jacobian=True, seed=1, backend="embedded")
