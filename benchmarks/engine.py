@@ -152,7 +152,7 @@ def compile_table(source: Path, code: str, other_code: str) -> list[str]:
         what, path = sys.argv[1:3]
         started = time.perf_counter()
         if what == "warmup":
-            embedded._runner_object(None)
+            embedded.warm_up()
         else:
             embedded.compile_program(open(path).read())
         print(time.perf_counter() - started)

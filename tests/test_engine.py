@@ -220,6 +220,50 @@ def test_two_processes_compiling_the_same_program_build_it_once(tmp_path):
     assert [p.name for p in (tmp_path / "test").iterdir() if not p.name.endswith(".lock")] == ["samekey"]
 
 
+def _warm_up(root: str) -> None:
+    os.environ["LMMFORMULA_CACHE"] = root
+    print(embedded.warm_up())
+
+
+FAKE_COMPILER = """\
+import sys, time
+from pathlib import Path
+with open(sys.argv[0] + ".log", "a") as log:
+    log.write(Path(sys.argv[sys.argv.index("-o") + 1]).name + "\\n")
+time.sleep(1.0)
+Path(sys.argv[sys.argv.index("-o") + 1]).write_text("built")
+"""
+
+
+def test_two_processes_warming_up_at_once_build_the_runner_once(tmp_path, monkeypatch):
+    """The runner and precompiled header (what the first fit builds before any model) built by two
+    processes at once into an empty cache: one builds, the other waits and reuses it. A stand-in for
+    g++ (CXX) records each compile, so that the test costs seconds instead of minutes."""
+    compiler = tmp_path / "fake-g++"
+    compiler.write_text(f"#!{sys.executable}\n{FAKE_COMPILER}")
+    compiler.chmod(0o755)
+    monkeypatch.setenv("CXX", str(compiler))
+    root = tmp_path / "cache"
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", f"from tests.test_engine import _warm_up; _warm_up({str(root)!r})"],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).parent.parent,
+        )
+        for _ in range(2)
+    ]
+    folders = [run.communicate(timeout=60)[0].strip() for run in runs]
+    assert [run.returncode for run in runs] == [0, 0]
+    assert folders[0] == folders[1] and Path(folders[0]).parent == root / "runner"
+    built = Path(f"{compiler}.log").read_text().split()
+    assert built == ["runner.o", f"{embedded.PRECOMPILED}.gch"]
+    assert (Path(folders[0]) / "runner.o").read_text() == "built"
+    assert [p.name for p in (root / "runner").iterdir() if not p.name.endswith(".lock")] == [
+        Path(folders[0]).name
+    ]
+
+
 def test_cache_key_ignores_comments():
     code = "parameters {\n  real x;  // a comment\n}\nmodel {\n  x ~ std_normal();\n}\n"
     other = code.replace("a comment", "another comment")

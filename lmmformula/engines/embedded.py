@@ -111,9 +111,12 @@ def compile_program(code: str, announce: Callable[[], None] | None = None) -> Co
 PRECOMPILED = "stan_model_header.hpp"
 
 
-def _runner_object(announce: Callable[[], None] | None) -> Path:
-    """The folder with ``runner.o`` (our C interface over Stan's services) and a precompiled
-    header of Stan's model header, both built once per toolchain.
+def warm_up(announce: Callable[[], None] | None = None) -> Path:
+    """Build, once per toolchain, what every model's compile needs, and return its folder:
+    ``runner.o`` (our C interface over Stan's services) and a precompiled header of Stan's model
+    header (about 2 minutes on 2 cores; the first fit does it when nobody has). Call it ahead of
+    time, e.g. while building a container image or before fitting on many workers that share
+    ``LMMFORMULA_CACHE``; concurrent calls from several processes build it once.
 
     Every model's translation unit starts by including ``stan/model/model_header.hpp``,
     most of what g++ reads; with it precompiled, a model compiles in about a third of
@@ -147,7 +150,7 @@ def _build(code: str, key: str, folder: Path) -> None:
         raise EngineError(f"stanc rejected the program:\n{error}") from None
     (folder / "model.stan").write_text(code)
     (folder / f"{name}.cpp").write_text(cpp)
-    runner = _runner_object(None)
+    runner = warm_up()
     model_object = folder / f"{name}.o"
     precompiled = ["-include", str(runner / PRECOMPILED)]  # g++ takes the .gch beside it
     command = [*_compiler(), *precompiled, "-c", str(folder / f"{name}.cpp"), "-o", str(model_object)]
