@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from . import __version__, criteria, plots, predictions, results
+from . import criteria, plots, predictions, results
 from .design import fitted_new_design, new_design
 from .draws import Draws
 from .engines.base import ApproximationSettings, SamplerSettings
@@ -23,7 +22,6 @@ if TYPE_CHECKING:
 
     from .model import Model
 
-_FORMAT = "lmmformula-fit"
 #: to_arviz adds the (draws x rows) log_likelihood and posterior_predictive groups by default up to this size.
 PER_ROW_GROUP_LIMIT = 25_000_000
 
@@ -629,15 +627,22 @@ class Fit:
             )
 
     def save(self, path: str | Path) -> None:
-        """Write the fit (draws, model, design) to ``path``; read it back with :func:`load`.
+        """Write the fit to ``path``, a netCDF-4 file; read it back with :func:`load`.
+
+        The file holds ArviZ's groups in the model's names (``xarray.open_datatree(path)`` or
+        ``arviz_base.convert_to_datatree(path)`` read it without lmmformula), the draws under
+        Stan's names, the columns of the data the model uses, and the model's description
+        (formula, family, priors, parameterization, design). :func:`load` rebuilds the Fit from
+        it alone: no data, no compiling (lmmformula.fitfile describes the layout).
 
         Parameters
         ----------
         path : str or pathlib.Path
-            File to write (a pickle: load only files you trust).
+            File to write (by convention ``*.lmm`` or ``*.nc``).
         """
-        with open(path, "wb") as handle:
-            pickle.dump({"format": _FORMAT, "version": __version__, "fit": self}, handle)
+        from .fitfile import save
+
+        save(self, path)
 
     def __str__(self) -> str:
         return str(self.summary())
@@ -669,22 +674,31 @@ class ConditionalEffect:
 
 
 def load(path: str | Path) -> Fit:
-    """Read a fit written by :meth:`Fit.save` (no Stan, no compiling).
+    """Read a fit written by :meth:`Fit.save`: no data, no Stan, no compiling.
 
     Parameters
     ----------
     path : str or pathlib.Path
-        A file written by ``Fit.save`` (a pickle: load only files you trust).
+        A file written by ``Fit.save`` (a netCDF-4 file; a pickle written by lmmformula 0.1
+        loads too, with a DeprecationWarning: load pickles only from sources you trust).
 
     Returns
     -------
     Fit
+        With the model rebuilt from the stored data columns: predictions on new data, loo and
+        every summary work as on the original. A file written by another lmmformula version
+        loads when its format is one this version reads; a DesignWarning says when that version's
+        Stan program for the model differs from this one's.
+
+    Raises
+    ------
+    ArgumentError
+        For a missing or unreadable file, a file not written by ``Fit.save``, or one in a newer
+        format.
     """
-    with open(path, "rb") as handle:
-        content = pickle.load(handle)
-    if not isinstance(content, dict) or content.get("format") != _FORMAT:
-        raise ArgumentError(f"{path} is not a file written by lmmformula's Fit.save")
-    return content["fit"]
+    from .fitfile import load as load_file
+
+    return load_file(path)
 
 
 def _draw_frame(named: dict) -> pd.DataFrame:

@@ -98,4 +98,14 @@ def _named(spec, draws: dict) -> tuple[dict, dict, dict]:
         named[f"r_{name}"] = group.draws
         coords[name] = list(group.levels)
         dims[f"r_{name}"] = [name, term_dim]
-    return named, coords, dims
+    return (
+        {_variable(k): v for k, v in named.items()},
+        {_variable(k): v for k, v in coords.items()},
+        {_variable(k): [_variable(d) for d in v] for k, v in dims.items()},
+    )
+
+
+def _variable(name: str) -> str:
+    """A DataTree variable or dim name: no '/' (a path separator there), e.g. for a column
+    ``Q('dose/kg')``, which becomes ``Q('dose_kg')``."""
+    return name.replace("/", "_")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,7 @@ from .design import Design, DesignSpec, build_design, check_identifiable
 from .draws import assemble
 from .engines import ApproximationSettings, ChainOutput, SamplerSettings, default_cores, get_engine
 from .engines.base import METHODS
-from .errors import ArgumentError, EngineError
+from .errors import ArgumentError, DesignWarning, EngineError
 from .families import Family, get_family
 from .fit import Fit
 from .formula import parse_formula
@@ -27,7 +28,7 @@ from .parameterization import (
     choose_parameterizations,
     default_adapt_delta,
 )
-from .priors import Priors, prior_targets, resolve_priors
+from .priors import WEAKLY_INFORMATIVE, Priors, PriorSpec, prior_targets, resolve_priors
 from .progress import ChainProgress
 
 
@@ -337,13 +338,83 @@ class Model:
         ``parameterization="noncentered"`` has it, whatever the model chose, because they follow
         L-BFGS, and the density of a centered block grows without bound as its sds go to 0
         (Pathfinder's fixed effects on sleepstudy landed 34 posterior sds from NUTS's on the centered
-        blocks, within 1 non-centered; benchmarks/methods.py)."""
+        blocks, within 1 non-centered; benchmarks/methods.py).
+
+        Parameters
+        ----------
+        method : str, default "nuts"
+            One of :meth:`fit`'s methods.
+
+        Returns
+        -------
+        dict
+            The data, by Stan name.
+        """
         if method not in METHODS:
             raise ArgumentError(f"method={method!r} is not one of {', '.join(map(repr, METHODS))}")
         if method not in ("optimize", "laplace", "pathfinder"):
             return self.stan_data
         noncentered = choose_parameterizations(self._design, "noncentered", self._information)
         return build_data(self._design, noncentered, self.priors)
+
+    def description(self) -> dict:
+        """What makes this model, as JSON-ready values: formula, family and link, the user's priors,
+        the parameterization of each block, rows dropped, the design (population-level columns;
+        each block's factor, columns and levels) and the program. With the data it was built on
+        (:attr:`data_design`'s ``frame``), :meth:`restore` makes the same model again; a saved fit
+        stores both (see :meth:`Fit.save`)."""
+        spec = self.design
+        return {
+            "formula": self.formula,
+            "family": self.family.name,
+            "link": self.family.link,
+            "priors": [asdict(user) for user in self.priors.user],
+            "weakly_informative": self.priors.weakly_informative,
+            "parameterization": [asdict(choice) for choice in self.parameterizations],
+            "nobs": self.nobs,
+            "rows_dropped": self._design.n_dropped,
+            "design": {
+                "population_level": ["Intercept"] * spec.has_intercept + list(spec.fixed_columns),
+                "blocks": [
+                    {
+                        "factor": b.factor.name,
+                        "columns": list(b.columns),
+                        "correlated": b.correlated,
+                        "levels": list(b.factor.levels),
+                    }
+                    for b in spec.blocks
+                ],
+            },
+            "stan_code": self.stan_code,
+        }
+
+    @classmethod
+    def restore(cls, description: dict, frame: pd.DataFrame) -> Model:
+        """The model :meth:`description` describes, built again on ``frame`` (the columns it uses,
+        complete rows: :attr:`data_design`'s ``frame``), with the same priors and parameterization.
+
+        Raises
+        ------
+        ArgumentError
+            When the description lacks an entry or holds one this version cannot read.
+        """
+        try:
+            priors = [PriorSpec(**entry) for entry in description["priors"]]
+            if description["weakly_informative"]:
+                priors.append(WEAKLY_INFORMATIVE)
+            parameterization = [
+                BlockParameterization(**{k: tuple(v) if isinstance(v, list) else v for k, v in entry.items()})
+                for entry in description["parameterization"]
+            ]
+            family = get_family(description["family"], description["link"])
+            formula, dropped = description["formula"], int(description["rows_dropped"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise ArgumentError(f"a model description this version cannot read ({error!r})") from None
+        with warnings.catch_warnings():  # said when the model was first built
+            warnings.simplefilter("ignore", DesignWarning)
+            model = cls(formula, frame, family=family, priors=priors, parameterization=parameterization)
+        model._design = replace(model._design, n_dropped=dropped)
+        return model
 
     def get_prior(self) -> pd.DataFrame:
         """The priors of this model as brms's ``get_prior`` shows them: one row per class, per

@@ -398,6 +398,8 @@ class Priors:
     cor: tuple[Prior | None, ...]  # per block (None: uncorrelated)
     dpars: tuple[tuple[str, Prior], ...]
     rows: tuple[PriorRow, ...]
+    user: tuple[PriorSpec, ...] = ()  # the user's priors, as given (normalized)
+    weakly_informative: bool = False  # the weakly-informative slopes were asked for
 
     @property
     def bounded(self) -> bool:
@@ -645,7 +647,9 @@ def resolve_priors(targets: PriorTargets, user=None) -> Priors:
         rows.append(PriorRow(_display(value), dpar.name, lb=_bound(dpar.lower), ub=_bound(dpar.upper),
                              source=_source(own)))  # fmt: skip
     rows.sort(key=lambda r: r.class_.lower())  # brms's order: classes alphabetically, rows within as made
-    return Priors(intercept, tuple(b), tuple(bounds), tuple(sd), tuple(cor), tuple(dpars), tuple(rows))
+    return Priors(
+        intercept, tuple(b), tuple(bounds), tuple(sd), tuple(cor), tuple(dpars), tuple(rows), specs, weakly
+    )
 
 
 def _source(own) -> str:
