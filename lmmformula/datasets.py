@@ -16,6 +16,7 @@ _STRING_COLUMNS = {
     "cbpp": {"herd": str, "period": str},
     "InstEval": {"s": str, "d": str, "studage": str, "lectage": str, "service": str, "dept": str},
 }
+DATASETS = tuple(_STRING_COLUMNS)  # the names load_dataset knows
 
 
 def load_dataset(name: str) -> pd.DataFrame:
