@@ -18,6 +18,7 @@ from .errors import (  # noqa: E402
 )
 from .families import Family, get_family  # noqa: E402
 from .fit import Fit, load  # noqa: E402
+from .many import fit_many, sbc  # noqa: E402
 from .model import Model, get_prior, make_stancode, make_standata  # noqa: E402
 from .parameterization import BlockParameterization  # noqa: E402
 from .priors import PriorSpec, prior  # noqa: E402
@@ -40,6 +41,7 @@ __all__ = [
     "PriorSpec",
     "SamplingWarning",
     "get_family",
+    "fit_many",
     "get_prior",
     "load",
     "load_dataset",
@@ -47,5 +49,6 @@ __all__ = [
     "make_stancode",
     "make_standata",
     "prior",
+    "sbc",
     "__version__",
 ]

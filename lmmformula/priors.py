@@ -400,6 +400,22 @@ class Priors:
     rows: tuple[PriorRow, ...]
     user: tuple[PriorSpec, ...] = ()  # the user's priors, as given (normalized)
     weakly_informative: bool = False  # the weakly-informative slopes were asked for
+    defaults: tuple[tuple[str, Prior], ...] = ()  # per class present, its default (data-scaled numbers)
+    coefficients: tuple[str, ...] = ()  # the population-level slopes, as b lists them
+
+    def pinned(self) -> list[PriorSpec]:
+        """The user's priors plus every default written out at its exact numbers: the same priors
+        for the same model on other data (whose data-scaled defaults would differ), as simulation-
+        based calibration needs."""
+        given = {(spec.dpar or spec.class_, spec.group, spec.coef) for spec in self.user}
+        out = list(self.user)
+        for name, prior in self.defaults:
+            if name != "b" and (name, "", "") not in given:
+                out.append(PriorSpec(_exact(prior), class_=name))
+        if self.weakly_informative and ("b", "", "") not in given:
+            out += [PriorSpec(_exact(p), "b", coef) for coef, p in zip(self.coefficients, self.b)
+                    if ("b", "", coef) not in given]  # fmt: skip
+        return out
 
     @property
     def bounded(self) -> bool:
@@ -647,9 +663,11 @@ def resolve_priors(targets: PriorTargets, user=None) -> Priors:
         rows.append(PriorRow(_display(value), dpar.name, lb=_bound(dpar.lower), ub=_bound(dpar.upper),
                              source=_source(own)))  # fmt: skip
     rows.sort(key=lambda r: r.class_.lower())  # brms's order: classes alphabetically, rows within as made
+    pinned = tuple((name, prior) for name, prior in defaults.items() if present.get(name))
     return Priors(
-        intercept, tuple(b), tuple(bounds), tuple(sd), tuple(cor), tuple(dpars), tuple(rows), specs, weakly
-    )
+        intercept, tuple(b), tuple(bounds), tuple(sd), tuple(cor), tuple(dpars), tuple(rows), specs, weakly,
+        pinned, tuple(targets.coefficients),
+    )  # fmt: skip
 
 
 def _source(own) -> str:
@@ -727,6 +745,12 @@ _ABSENT = {
     "sd": "the formula has no group-level terms",
     "cor": "no group-level term has correlated coefficients",
 }
+
+
+def _exact(prior: Prior) -> str:
+    """A prior as :func:`prior` reads it, its numbers at full precision."""
+    name = "lkj" if prior.distribution == "lkj_corr_cholesky" else prior.distribution
+    return f"{name}({', '.join(repr(float(a)) for a in prior.args)})"
 
 
 def _format_number(value: float) -> str:
