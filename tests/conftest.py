@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -24,6 +25,51 @@ from lmmformula.stanc import check_program, stanc_path
 DATA = Path(__file__).parent / "data"
 
 load = load_dataset
+
+
+# ---------------------------------------------------------------- compiling ahead
+#
+# A test module may define ``compile_ahead(item) -> Model | None``: the model whose program that test
+# will compile. Those programs are compiled in a background thread while the first tests run, so that on
+# a fresh cache the machine's second core compiles too (the cache's lock makes a test that needs a
+# program being compiled wait for it, never compile it twice). Skipped where CmdStan is installed (the
+# tests then run on cmdstanpy).
+
+_ahead: dict = {"stop": threading.Event(), "thread": None}
+
+
+def pytest_collection_finish(session) -> None:
+    if cmdstan.available():
+        return
+    models = []
+    for item in session.items:
+        ahead = getattr(getattr(item, "module", None), "compile_ahead", None)
+        model = ahead(item) if ahead is not None else None
+        if model is not None:
+            models.append(model)
+    if not models:
+        return
+
+    def compile_all() -> None:
+        from lmmformula.engines import embedded
+
+        for model in models:
+            if _ahead["stop"].is_set():
+                return
+            try:
+                embedded.compile_program(model.stan_code)
+            except Exception:  # noqa: BLE001 (the test itself compiles again and reports)
+                pass
+
+    _ahead["thread"] = threading.Thread(target=compile_all, name="compile-ahead", daemon=True)
+    _ahead["thread"].start()
+
+
+def pytest_sessionfinish(session) -> None:
+    """Let a compile in progress finish (no compiler outlives the session)."""
+    _ahead["stop"].set()
+    if _ahead["thread"] is not None:
+        _ahead["thread"].join()
 
 
 def reference(name: str) -> dict:
