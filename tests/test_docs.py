@@ -23,6 +23,18 @@ def test_api_page_lists_every_public_name():
     assert {name for name in lf.__all__ if name != "__version__"} <= listed
 
 
+def test_families_page_lists_every_family_with_its_links():
+    from lmmformula.families import FAMILIES
+
+    page = (ROOT / "docs" / "formulas.md").read_text()
+    rows = {
+        m.group(1): m.group(2) for m in re.finditer(r"^\| `(\w+)` \| [^|]* \| ([^|]*) \|", page, re.MULTILINE)
+    }
+    assert set(rows) == set(FAMILIES)
+    for name, family in FAMILIES.items():
+        assert rows[name].strip() == ", ".join(family.links), name
+
+
 class _Links(HTMLParser):
     """Every href/src and every id of one page."""
 
