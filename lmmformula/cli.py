@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from . import __version__
@@ -206,12 +207,18 @@ def _hint_numeric_groups(formula: str, data: pd.DataFrame, categorical: Sequence
             and pd.api.types.is_numeric_dtype(data[column])
         )
 
-    def few_whole_numbers(column) -> bool:
-        values = data[column].dropna()
-        return bool(len(values)) and (values == values.round()).all() and 2 < values.nunique() <= 12
+    def looks_like_codes(column) -> bool:
+        """3 to 6 distinct values that are consecutive whole numbers from 0 or 1 (cbpp's period 1-4;
+        not sleepstudy's Days 0-9 or Orthodont's ages 8-14)."""
+        distinct = np.unique(data[column].dropna().to_numpy(dtype=float))
+        return (
+            3 <= len(distinct) <= 6
+            and distinct[0] in (0.0, 1.0)
+            and np.array_equal(distinct, np.arange(distinct[0], distinct[0] + len(distinct)))
+        )
 
     grouping = [c for c in sorted(groups) if numeric(c)]
-    coded = [c for c in sorted(named - groups) if numeric(c) and few_whole_numbers(c)]
+    coded = [c for c in sorted(named - groups) if numeric(c) and looks_like_codes(c)]
     if grouping:
         print(
             f"lmmformula: hint: grouping column(s) {', '.join(map(repr, grouping))} hold numbers: each "
@@ -220,8 +227,8 @@ def _hint_numeric_groups(formula: str, data: pd.DataFrame, categorical: Sequence
         )
     if coded:
         print(
-            f"lmmformula: hint: column(s) {', '.join(map(repr, coded))} hold a few whole numbers and enter "
-            f"as numeric slopes; if they are codes of categories, pass --categorical {coded[0]}",
+            f"lmmformula: hint: column(s) {', '.join(map(repr, coded))} hold a few consecutive whole numbers "
+            f"and enter as numeric slopes; if they are codes of categories, pass --categorical {coded[0]}",
             file=sys.stderr,
         )
 

@@ -77,7 +77,10 @@ def test_csv_input_with_categorical_columns_and_hints(cbpp, tmp_path):
     plain = run("priors", str(csv), CBPP, "--family", "binomial")
     assert plain.returncode == 0, plain.stderr
     assert "grouping column(s) 'herd' hold numbers" in plain.stderr
-    assert "'period' hold a few whole numbers" in plain.stderr and "--categorical period" in plain.stderr
+    assert (
+        "'period' hold a few consecutive whole numbers" in plain.stderr
+        and "--categorical period" in plain.stderr
+    )
     assert [line.split()[2] for line in plain.stdout.splitlines()[1:] if line.split()[1] == "b"][1:] == [
         "period"
     ]
@@ -86,6 +89,13 @@ def test_csv_input_with_categorical_columns_and_hints(cbpp, tmp_path):
     coefficients = [line.split()[2] for line in coded.stdout.splitlines()[1:] if line.split()[1] == "b"][1:]
     assert coefficients == ["period[T.2]", "period[T.3]", "period[T.4]"]
     assert "'period' hold" not in coded.stderr
+
+
+def test_no_hint_for_numeric_slopes():
+    """Days (0-9) and age (8, 10, 12, 14) are slopes: no hint about categories."""
+    for data, formula in (("sleepstudy", SLEEP), ("Orthodont", "distance ~ age + (age | Subject)")):
+        done = run("code", data, formula)
+        assert done.returncode == 0 and "hint" not in done.stderr, done.stderr
 
 
 def test_parquet_input_gives_the_same_program(sleepstudy, tmp_path):
