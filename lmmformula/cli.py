@@ -9,6 +9,7 @@ more, and the console script then costs no dependency.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import traceback
@@ -34,7 +35,8 @@ class InputError(Exception):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code (the console script exits with it)."""
+    """Run the command line; returns the exit code (the console script exits with it). argparse's own
+    usage errors and ``--help`` exit (SystemExit, code 2 and 0) before a command runs."""
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -42,6 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return BAD_INPUT
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
+        # ours too (Python hides DeprecationWarnings outside __main__): e.g. a pickled fit file
+        warnings.filterwarnings("default", category=DeprecationWarning, module=r"lmmformula(\.|$)")
         try:
             args.run(args)
         except (InputError, ValueError) as error:
@@ -50,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"lmmformula: error: {error}", file=sys.stderr)
             return BAD_INPUT
         except EngineError as error:
+            if args.traceback:
+                traceback.print_exception(error)
             print(f"lmmformula: {error}", file=sys.stderr)
             return FAILED
         except KeyboardInterrupt:
@@ -79,6 +85,12 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def _fit(args) -> None:
+    if args.out is not None:
+        folder = args.out.resolve().parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            raise InputError(
+                f"--out {args.out}: cannot write into {folder} (no such folder, or not writable)"
+            )
     model = _model(args)
     fit = model.fit(
         chains=args.chains,
@@ -92,10 +104,10 @@ def _fit(args) -> None:
         method=args.method,
         progress=not args.quiet,
     )
-    print(fit.summary(prob=args.prob))
     if args.out is not None:
         fit.save(args.out)
         print(f"lmmformula: wrote {args.out} (read it with `lmmformula summary {args.out}`)", file=sys.stderr)
+    print(fit.summary(prob=args.prob))
 
 
 def _code(args) -> None:
@@ -196,7 +208,8 @@ def _hint_numeric_groups(formula: str, data: pd.DataFrame, categorical: Sequence
     except LmmformulaError:
         return  # the model says what is wrong with the formula
     groups = {f for term in spec.group_terms for f in term.factors}
-    named = set(re.findall(r"[A-Za-z_.][A-Za-z0-9_.]*", spec.fixed)) | {
+    fixed = re.sub(r"\bC\([^()]*\)", " ", spec.fixed)  # C(period): a factor already
+    named = set(re.findall(r"[A-Za-z_.][A-Za-z0-9_.]*", fixed)) | {
         name for term in spec.group_terms for name in re.findall(r"[A-Za-z_.][A-Za-z0-9_.]*", term.expr)
     }
 
@@ -244,22 +257,35 @@ def _priors_argument(entries: Sequence[str]) -> list | None:
             out.append(entry)
             continue
         target, equals, distribution = entry.partition("=")
-        parts = target.split(":")
-        if not equals or not distribution.strip() or not parts[0].strip() or len(parts) > 3:
+        class_, _, rest = target.partition(":")
+        class_ = class_.strip()
+        if not equals or not distribution.strip() or not class_:
             raise InputError(
                 f"--prior {entry!r}: write CLASS=DIST, CLASS:COEF=DIST or CLASS:COEF:GROUP=DIST, e.g. "
                 "--prior 'b=normal(0, 1)' --prior 'sd::Subject=exponential(1)', or --prior weakly_informative"
             )
-        parts += [""] * (3 - len(parts))
-        out.append(
-            prior(
-                distribution.strip(), class_=parts[0].strip(), coef=parts[1].strip(), group=parts[2].strip()
-            )
-        )
+        if class_ == "b":  # a coefficient may hold ':' (an interaction, age:Sex[T.Male])
+            coef, group = rest, ""
+        elif class_ == "cor":  # cor::GROUP (or cor:GROUP); the group may be an interaction (a:b)
+            coef, group = "", rest[1:] if rest.startswith(":") else rest
+        else:  # sd:COEF:GROUP; the group may be an interaction
+            coef, _, group = rest.partition(":")
+        out.append(prior(distribution.strip(), class_=class_, coef=coef.strip(), group=group.strip()))
     return out or None
 
 
 # ---------------------------------------------------------------- the parser
+
+
+def _probability(text: str) -> float:
+    """--prob: a width strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: a width strictly between 0 and 1, e.g. 0.9")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -306,7 +332,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sampling.add_argument("--backend", default="auto", help="embedded, cmdstanpy, or auto (default)")
     fit.add_argument(
-        "--prob", type=float, default=0.95, help="width of the summary's intervals (default 0.95)"
+        "--prob", type=_probability, default=0.95, help="width of the summary's intervals (default 0.95)"
     )
     fit.add_argument(
         "--out", type=Path, default=None, help="write the fit here (a netCDF file; e.g. fit.lmm)"
@@ -336,7 +362,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Print the summary of a fit saved with --out.",
     )
     summary.add_argument("fit", type=Path, help="a file written by `lmmformula fit --out` or Fit.save")
-    summary.add_argument("--prob", type=float, default=0.95, help="width of the intervals (default 0.95)")
+    summary.add_argument(
+        "--prob", type=_probability, default=0.95, help="width of the intervals (default 0.95)"
+    )
     summary.set_defaults(run=_summary, command="summary")
     for command in (fit, code, priors, summary):
         command.add_argument("--traceback", action="store_true", help="show Python's traceback of a failure")

@@ -22,6 +22,7 @@ Files written with ``pickle`` by lmmformula 0.1 still load, with a DeprecationWa
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import warnings
 from dataclasses import asdict, fields
@@ -87,10 +88,16 @@ def save(fit: Fit, path: str | Path) -> None:
         if group != _DATA
     }
     path = Path(path)
+    # into a temporary file beside it, renamed into place: a failed write never leaves half a file, nor
+    # destroys the one that was there
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
-        out.to_netcdf(path, engine="netcdf4", encoding=encoding)
+        out.to_netcdf(partial, engine="netcdf4", encoding=encoding)
+        os.replace(partial, path)
     except OSError as error:
-        raise ArgumentError(f"cannot write {path}: {error}") from None
+        raise ArgumentError(f"cannot write {path}: {error.strerror or error}") from None
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def load(path: str | Path) -> Fit:
@@ -219,6 +226,9 @@ def _encode_frame(frame: pd.DataFrame):
             entry["kind"], stored = "int", values.to_numpy(dtype=np.int64)
         elif pd.api.types.is_float_dtype(values):
             entry["kind"], stored = "float", values.to_numpy(dtype=float)
+        elif values.dtype == object and all(isinstance(v, int | np.integer) and not isinstance(v, bool)
+                                            for v in values):  # fmt: skip
+            entry["kind"], stored = "object int", values.to_numpy(dtype=np.int64)  # e.g. ids as Python ints
         else:  # labels: as plain objects, or pandas's string dtype
             entry["kind"], stored = "str", np.array([str(v) for v in values], dtype=object)
             entry["dtype"] = str(values.dtype)  # "object", or pandas's "str" / "string"
@@ -238,6 +248,8 @@ def _decode_frame(dataset, columns: list[dict]) -> pd.DataFrame:
             )
         elif kind == "bool":
             out[entry["name"]] = values.astype(bool)
+        elif kind == "object int":
+            out[entry["name"]] = pd.Series([int(v) for v in values], dtype=object)
         elif kind == "str":
             out[entry["name"]] = _labels([str(v) for v in values], entry.get("dtype", "object"))
         else:

@@ -72,8 +72,9 @@ def fit_many(
     progress : bool, default True
         A bar over the fits, on a terminal or in Jupyter (never the chains' bars).
     **fit_args
-        :meth:`Model.fit`'s arguments, the same for every model. ``cores`` defaults to 1 here (the
-        workers are the parallelism) and ``progress`` to False.
+        :meth:`Model.fit`'s arguments, the same for every model, except ``seed``: one for all, or one
+        per model (a list in the models' order, or a dict by their keys). ``cores`` defaults to 1
+        here (the workers are the parallelism) and ``progress`` to False.
 
     Returns
     -------
@@ -99,8 +100,9 @@ def fit_many(
         if not isinstance(model, Model):
             raise ArgumentError(f"fit_many: {label} is a {type(model).__name__}, not an lf.Model")
     fit_args = {"cores": 1, **fit_args, "progress": False}
-    backend = fit_args.get("backend", "auto")
-    name, engine = get_engine(backend)
+    name, engine = get_engine(fit_args.get("backend", "auto"))
+    fit_args["backend"] = name  # as resolved here: workers must not pick another engine
+    seeds = _seeds(fit_args.pop("seed", None), keys)
     if share == "ship" and name != "embedded":
         raise ArgumentError(
             "share='ship' sends the embedded engine's module; use backend='embedded', or share='cache'"
@@ -114,12 +116,16 @@ def fit_many(
     bar = tqdm(total=len(items), desc="fits", unit="fit") if progress and interactive() else None
     try:
         futures: dict[Future, int] = {}
+        modules: dict[str, bytes] = {}
         for i, model in enumerate(items):
             if results[i] is not None:  # its program did not compile
                 continue
             program = compiled[model.stan_code]
-            module = program.path.read_bytes() if share == "ship" else None
-            task = _Task(model, fit_args, str(cache_root()) if share == "cache" else "", module, program.key)
+            module = None
+            if share == "ship":  # read once per program
+                module = modules.setdefault(program.key, program.path.read_bytes())
+            arguments = {**fit_args, "seed": seeds[i]}
+            task = _Task(model, arguments, str(cache_root()) if share == "cache" else "", module, program.key)
             futures[executor.submit(_fit_one, task)] = i
         for future in as_completed(futures):
             i = futures[future]
@@ -153,6 +159,23 @@ def fit_many(
     if isinstance(models, str) or isinstance(models, Mapping):
         return dict(zip(keys, results))
     return results
+
+
+def _seeds(seed, keys: list) -> list:
+    """One seed per model: the same for all (an int or None), or one each (a list in the models' order,
+    or a dict by the same keys)."""
+    if seed is None or isinstance(seed, int | np.integer):
+        return [seed] * len(keys)
+    if isinstance(seed, Mapping):
+        missing = [k for k in keys if k not in seed]
+        if missing:
+            raise ArgumentError(f"seed: a dict of seeds needs one for every model; none for {missing[0]!r}")
+        return [seed[k] for k in keys]
+    if isinstance(seed, Sequence) and not isinstance(seed, str):
+        if len(seed) != len(keys):
+            raise ArgumentError(f"seed: {len(seed)} seeds for {len(keys)} models; give one per model")
+        return list(seed)
+    raise ArgumentError(f"seed={seed!r}: an integer, or one per model (a list, or a dict by model)")
 
 
 def _models(models, data, model_args) -> tuple[list, list]:
@@ -336,6 +359,12 @@ def sbc(
     if not isinstance(n, int | np.integer) or n < 2:
         raise ArgumentError(f"n={n!r}: the number of simulations, an integer >= 2")
     response = _response_column(model)
+    if fit_args.get("method", "nuts") == "nuts":
+        kept = fit_args.get("chains", 4) * fit_args.get("iter_sampling", 1000)
+        if kept < draws:
+            raise ArgumentError(
+                f"draws={draws}: each fit keeps only {kept} draws; raise iter_sampling or chains"
+            )
     if model.priors.improper():
         raise ArgumentError(
             f"sbc needs proper priors (it draws the parameters from them), but "
@@ -368,7 +397,8 @@ def sbc(
             warnings.simplefilter("ignore", DesignWarning)
             models[label] = Model.restore(description, data)
         truths[label] = _scalars(model, {k: v[:, row : row + 1] for k, v in prior.posterior.items()})
-    fits = fit_many(models, executor, share=share, progress=progress, **{"seed": seed, **fit_args})
+    seeds = {label: None if seed is None else seed + i for i, label in enumerate(models)}
+    fits = fit_many(models, executor, share=share, progress=progress, **{**fit_args, "seed": seeds})
     ranks, failed = {}, []
     for label, fit in fits.items():
         if isinstance(fit, BaseException):

@@ -414,6 +414,13 @@ class Model:
             warnings.simplefilter("ignore", DesignWarning)
             model = cls(formula, frame, family=family, priors=priors, parameterization=parameterization)
         model._design = replace(model._design, n_dropped=dropped)
+        saved, rebuilt = description.get("design"), model.description()["design"]
+        if saved is not None and saved != rebuilt:
+            raise ArgumentError(
+                "the model rebuilt from the saved data has another design than the saved one (its levels "
+                f"or columns differ: saved {_design_difference(saved, rebuilt)}); its draws would be read "
+                "against the wrong levels or coefficients. Refit the model with this version of lmmformula"
+            )
         return model
 
     def get_prior(self) -> pd.DataFrame:
@@ -448,6 +455,18 @@ class Model:
             f"<lmmformula.Model {self.design.formula.formula!r}, family {self.family}, "
             f"{self.nobs} observations; group-level: {blocks or 'none'}>"
         )
+
+
+def _design_difference(saved: dict, rebuilt: dict) -> str:
+    """The first place where two descriptions' designs differ, for a message."""
+    if saved.get("population_level") != rebuilt["population_level"]:
+        return f"population-level {saved.get('population_level')}, rebuilt {rebuilt['population_level']}"
+    for old, new in zip(saved.get("blocks", []), rebuilt["blocks"]):
+        if old != new:
+            return (
+                f"{old.get('factor')} levels {old.get('levels', [])[:5]}..., rebuilt {new['levels'][:5]}..."
+            )
+    return f"{len(saved.get('blocks', []))} group-level blocks, rebuilt {len(rebuilt['blocks'])}"
 
 
 def _announce_compile() -> None:

@@ -312,7 +312,7 @@ def normalize_priors(priors) -> tuple[tuple[PriorSpec, ...], bool]:
         return tuple(specs), weakly
     raise ArgumentError(
         "priors must be a list of lf.prior(...), a dict of parameter class to prior "
-        "(e.g. {'b': 'normal(0, 5)'}) or {WEAKLY_INFORMATIVE!r}; got {type(priors).__name__}"
+        f"(e.g. {{'b': 'normal(0, 5)'}}) or {WEAKLY_INFORMATIVE!r}; got {type(priors).__name__}"
     )
 
 
@@ -407,7 +407,7 @@ class Priors:
         """The user's priors plus every default written out at its exact numbers: the same priors
         for the same model on other data (whose data-scaled defaults would differ), as simulation-
         based calibration needs."""
-        given = {(spec.dpar or spec.class_, spec.group, spec.coef) for spec in self.user}
+        given = {(spec.class_, spec.group, spec.coef) for spec in self.user}  # dpar specs carry their class
         out = list(self.user)
         for name, prior in self.defaults:
             if name != "b" and (name, "", "") not in given:

@@ -122,6 +122,32 @@ def test_bad_input_exits_2_with_our_message(tmp_path):
     assert missing_argument.returncode == 2 and "required: formula" in missing_argument.stderr
 
 
+def test_prior_targets_with_colons_and_checked_options(tmp_path):
+    """--prior on an interaction coefficient and on an interaction grouping factor; --prob and --out are
+    checked before anything is fitted."""
+    done = run(
+        "priors", "Orthodont", "distance ~ age * Sex + (1 | Subject:Sex)",
+        "--prior", "b:age:Sex[T.Male]=normal(0, 1)", "--prior", "sd::Subject:Sex=exponential(1)",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = [line.split() for line in done.stdout.splitlines()]
+    assert ["normal(0,", "1)", "b", "age:Sex[T.Male]", "user"] in rows
+    assert ["exponential(1)", "sd", "Subject:Sex", "0", "user"] in rows
+    assert_bad_input(run("fit", "sleepstudy", SLEEP, "--prob", "1.5"), "--prob", "between 0 and 1")
+    assert_bad_input(run("summary", "fit.lmm", "--prob", "0"), "between 0 and 1")
+    assert_bad_input(
+        run("fit", "sleepstudy", SLEEP, "--out", str(tmp_path / "no" / "fit.lmm")), "--out", "cannot write"
+    )
+
+
+def test_no_category_hint_for_a_column_already_in_c(cbpp, tmp_path):
+    csv = tmp_path / "cbpp.csv"
+    cbpp.astype({"herd": int, "period": int}).to_csv(csv, index=False)
+    done = run("code", str(csv), "incidence | trials(size) ~ C(period) + (1 | herd)", "--family", "binomial")
+    assert done.returncode == 0, done.stderr
+    assert "'period'" not in done.stderr
+
+
 def test_other_failures_exit_1(tmp_path):
     """No C++ compiler for a program the (empty) cache lacks: an EngineError, exit 1, no traceback."""
     env = {**os.environ, "LMMFORMULA_CACHE": str(tmp_path), "CXX": str(tmp_path / "no-such-compiler")}

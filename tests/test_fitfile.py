@@ -214,3 +214,44 @@ def test_a_real_fit_round_trip(coffee_fit, tmp_path):
         warnings.simplefilter("ignore", lf.ComparisonWarning)  # a few large Pareto k, both the same
         assert loaded.loo().elpd == pytest.approx(coffee_fit.loo().elpd, rel=1e-12)
     assert loaded.timings == pytest.approx(coffee_fit.timings)
+
+
+def test_ids_stored_as_python_ints_keep_their_level_order(tmp_path):
+    """An object column of Python ints (ids) as grouping factor: its levels in numeric order come back
+    in that order (as text they would sort 1, 10, 11, 2 and the draws would land on other levels)."""
+    rng = np.random.default_rng(5)
+    data = pd.DataFrame({"y": rng.normal(size=48), "x": rng.normal(size=48)})
+    data["id"] = pd.Series([1, 2, 10, 11] * 12, dtype=object)
+    fit = handmade_fit("y ~ x + (1 | id)", data, seed=2)
+    fit.save(tmp_path / "ids.lmm")
+    loaded = lf.load(tmp_path / "ids.lmm")
+    assert loaded.model.design.blocks[0].factor.levels == fit.model.design.blocks[0].factor.levels
+    pd.testing.assert_frame_equal(loaded.ranef()["id"], fit.ranef()["id"])
+
+
+def test_a_design_that_comes_back_different_is_refused(fit, saved, tmp_path):
+    """Should a version rebuild other levels from the same data, the draws would sit on the wrong ones:
+    refused, not silently misread."""
+    changed = tmp_path / "levels.lmm"
+    changed.write_bytes(saved.read_bytes())
+    with netCDF4.Dataset(changed, "a") as handle:
+        content = json.loads(handle.getncattr("lmmformula_fit"))
+        content["model"]["design"]["blocks"][0]["levels"].reverse()
+        handle.setncattr("lmmformula_fit", json.dumps(content))
+    with pytest.raises(lf.ArgumentError, match="another design than the saved one .*Refit"):
+        lf.load(changed)
+
+
+def test_a_failed_write_leaves_the_old_file(fit, saved, tmp_path, monkeypatch):
+    target = tmp_path / "keep.lmm"
+    target.write_bytes(saved.read_bytes())
+    import xarray
+
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(xarray.DataTree, "to_netcdf", broken)
+    with pytest.raises(lf.ArgumentError, match="cannot write .*No space left"):
+        fit.save(target)
+    assert target.read_bytes() == saved.read_bytes()
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.lmm"]

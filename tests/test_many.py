@@ -113,6 +113,10 @@ def test_fit_many_arguments_are_checked(sleepstudy):
         lf.fit_many(SLEEP)
     with pytest.raises(lf.ArgumentError, match="go with a formula"):
         lf.fit_many([model], data={"a": sleepstudy})
+    with pytest.raises(lf.ArgumentError, match="2 seeds for 1 models"):
+        lf.fit_many([model], seed=[1, 2])
+    with pytest.raises(lf.ArgumentError, match="none for 'b'"):
+        lf.fit_many(SLEEP, data={"a": sleepstudy, "b": sleepstudy}, seed={"a": 1})
     with pytest.raises(lf.FormulaError, match="data set 'b'"):
         lf.fit_many(SLEEP, data={"a": sleepstudy, "b": sleepstudy.drop(columns="Days")})
 
@@ -161,6 +165,21 @@ def test_sbc_keeps_the_original_priors_for_every_simulation(sleepstudy):
     assert pinned.stan_code.split("data {")[1] == model.stan_code.split("data {")[1]
 
 
+def test_pinned_priors_of_an_ordinal_model_with_a_thresholds_prior():
+    rng = np.random.default_rng(1)
+    data = pd.DataFrame(
+        {"y": rng.integers(1, 5, 80), "x": rng.normal(size=80), "g": rng.choice(list("abcd"), 80)}
+    )
+    model = lf.Model(
+        "y ~ x + (1 | g)", data, family="cumulative", priors=[lf.prior("normal(0, 2)", dpar="thresholds")]
+    )
+    again = lf.Model(
+        "y ~ x + (1 | g)", data.assign(y=5 - data["y"]), family="cumulative", priors=model.priors.pinned()
+    )
+    for name in (n for n in model.stan_data if n.startswith("prior_")):
+        np.testing.assert_array_equal(again.stan_data[name], model.stan_data[name], err_msg=name)
+
+
 def test_sbc_needs_proper_priors_and_a_column_response(sleepstudy):
     flat = lf.Model(SLEEP, sleepstudy)
     with pytest.raises(lf.ArgumentError, match="sbc needs proper priors .* 1 slope"):
@@ -170,3 +189,6 @@ def test_sbc_needs_proper_priors_and_a_column_response(sleepstudy):
         lf.sbc(logged, n=10)
     with pytest.raises(lf.ArgumentError, match="n=1"):
         lf.sbc(logged, n=1)
+    column = lf.Model(SLEEP, sleepstudy, priors="weakly_informative")
+    with pytest.raises(lf.ArgumentError, match="draws=99: each fit keeps only 50 draws"):
+        lf.sbc(column, n=10, chains=1, iter_sampling=50)
