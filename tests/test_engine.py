@@ -315,3 +315,31 @@ def test_dense_metric_samples_the_same_posterior(coffee_fit, sleepstudy):
 def test_metric_must_be_diag_or_dense():
     with pytest.raises(lf.ArgumentError, match="metric='full'"):
         SamplerSettings(metric="full")
+
+
+def test_the_chain_worker_writes_a_npy_file_numpy_reads(tmp_path):
+    from lmmformula.engines._chain import DrawsFile
+
+    draws = DrawsFile(str(tmp_path / "draws.npy"), 3, 7)
+    for i in range(21):
+        draws.pointer[i] = 0.5 * i - 3
+    draws.close()
+    expected = (0.5 * np.arange(21) - 3).reshape(3, 7)
+    np.testing.assert_array_equal(np.load(tmp_path / "draws.npy"), expected)
+    loaded = np.load(tmp_path / "draws.npy", mmap_mode="r")  # as the engine reads it
+    assert loaded.dtype == np.float64 and loaded.offset % 64 == 0
+    empty = DrawsFile(str(tmp_path / "empty.npy"), 0, 4)
+    empty.close()
+    assert np.load(tmp_path / "empty.npy").shape == (0, 4)
+
+
+def test_the_chain_worker_starts_with_the_standard_library_only(tmp_path):
+    # the engine starts it with ``python -S`` (no site-packages, so no numpy): it must get as far as
+    # loading the library, which here does not exist
+    worker = subprocess.run(
+        [sys.executable, "-S", str(embedded.WORKER), str(tmp_path / "missing.so"), "d", "", "", "a"],
+        capture_output=True,
+        text=True,
+    )
+    assert worker.returncode == embedded.MODULE_FAILED, worker.stderr
+    assert "missing.so" in worker.stderr

@@ -1,8 +1,9 @@
 """Worker process of the embedded engine: runs one chain (or one run of another algorithm)
 through lmmformula's runner.
 
-Started as ``python .../lmmformula/engines/_chain.py LIBRARY DRAWS DATA INIT ARGUMENTS`` (by
-path, so that the lmmformula package is not imported):
+Started as ``python -S .../lmmformula/engines/_chain.py LIBRARY DRAWS DATA INIT ARGUMENTS`` (by
+path, so that the lmmformula package is not imported, and with the standard library only: every
+chain waits for this process to start, and numpy and site-packages would double that):
 LIBRARY is the compiled model (the model linked with ``native/runner.cpp``), DRAWS the
 file the draws are written to (float64, ``rows x columns``; the column names in
 DRAWS + ``.columns``, the number of rows written in DRAWS + ``.rows``), DATA and INIT Stan
@@ -16,10 +17,10 @@ from __future__ import annotations
 
 import ctypes
 import json
+import mmap
 import signal
+import struct
 import sys
-
-import numpy as np
 
 MODULE_FAILED = 3
 _PR_SET_PDEATHSIG = 1
@@ -97,13 +98,39 @@ def capacity(arguments: dict) -> int:
     return arguments["draws"] + 1  # ADVI: the mean first
 
 
+class DrawsFile:
+    """A ``.npy`` file of ``rows x columns`` float64 (C order), mapped into memory for the runner to
+    write into; the parent reads it with ``numpy.load``. Written by hand (the header is format
+    1.0's: magic, version, length, a Python-literal dict padded so that the data start 64-byte
+    aligned) so that the worker needs no numpy."""
+
+    def __init__(self, path: str, rows: int, columns: int) -> None:
+        order = "<" if sys.byteorder == "little" else ">"
+        text = f"{{'descr': '{order}f8', 'fortran_order': False, 'shape': ({rows}, {columns}), }}"
+        text += " " * (-(10 + len(text) + 1) % 64) + "\n"
+        header = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text.encode("latin-1")
+        size = len(header) + 8 * rows * columns
+        with open(path, "w+b") as handle:
+            handle.write(header)
+            handle.truncate(size)
+            self._map = mmap.mmap(handle.fileno(), size)
+        self._values = (ctypes.c_double * (rows * columns)).from_buffer(self._map, len(header))
+        # from the address: a cast of the array itself would tie the two in a reference cycle
+        self.pointer = ctypes.cast(ctypes.addressof(self._values), ctypes.POINTER(ctypes.c_double))
+
+    def close(self) -> None:
+        del self.pointer, self._values  # no view may outlive the mapping
+        self._map.flush()
+        self._map.close()
+
+
 def _run(
-    runner, arguments: dict, files: tuple[bytes, bytes], draws, columns: int, say, error
+    runner, arguments: dict, files: tuple[bytes, bytes], out, columns: int, say, error
 ) -> tuple[int, int]:
-    """Call the runner's function for the method: (return code, rows written)."""
+    """Call the runner's function for the method, writing to the doubles at ``out``: (return
+    code, rows written)."""
     data, init = files
     a = arguments
-    out = draws.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
     stop, rows = ctypes.c_int(0), ctypes.c_long(0)
     common = (ctypes.byref(rows), ctypes.byref(stop), say, error, len(error))
     method = a["method"]
@@ -157,14 +184,12 @@ def main(library_path: str, draws_path: str, data_path: str, init_path: str, arg
         return 2
     with open(draws_path + ".columns", "w") as handle:
         handle.write(names.value.decode())
-    shape = (capacity(arguments), columns)
-    draws = np.lib.format.open_memmap(draws_path, mode="w+", dtype=np.float64, shape=shape)
+    draws = DrawsFile(draws_path, capacity(arguments), columns)
     callback = MESSAGE(_say)
     code, rows = _run(
-        runner, arguments, (data_path.encode(), init_path.encode()), draws, columns, callback, error
+        runner, arguments, (data_path.encode(), init_path.encode()), draws.pointer, columns, callback, error
     )
-    draws.flush()
-    del draws
+    draws.close()
     with open(draws_path + ".rows", "w") as handle:
         handle.write(str(rows))
     if code == 2:

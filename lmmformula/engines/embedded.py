@@ -404,6 +404,7 @@ def _start(program, data_path, job: _Job, folder) -> _Chain:
     log = folder / f"chain{number}.log"
     command = [
         sys.executable,
+        "-S",  # the standard library only (see _chain.py): a quicker start
         str(WORKER),  # by path: importing the lmmformula package would cost the worker a second
         str(program.path),
         str(draws),
