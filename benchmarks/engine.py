@@ -8,8 +8,10 @@
 
 Cases: coffee (``y ~ x + (x | group)``), sleepstudy (``Reaction ~ Days + (Days | Subject)``, coffee's
 program) and a simulated crossed bernoulli design (300 subjects x 24 items, ``y ~ x + (x | subject) +
-(1 | item)``). Each engine has its own empty cache: one process compiles (compile seconds), a fresh
-one samples 4 chains x (1000 + 1000) on 2 cores with seed 1: sampling wall, draws per second, the
+(1 | item)``). Each engine has its own empty cache: one process compiles (compile seconds), fresh
+ones sample 4 chains x (1000 + 1000) on 2 cores with seed 1, ``--repeats`` times, the engines taking
+turns (this VM's walls vary by +-20% from run to run): the median sampling wall (and the range),
+draws per second, the
 smallest bulk ESS over the population, sd and sigma parameters per second of sampling wall, and peak
 memory (the sampling process and its largest worker or chain process). Then the new engine's compile
 table: the one-time warm-up (runner and precompiled header), the first compile of a new structure, a
@@ -109,23 +111,21 @@ def cases() -> dict:
     }
 
 
-def run(engine: str, source: Path, cache: Path, files: tuple[Path, Path], seed: int, out: Path) -> dict:
-    """One engine on one case: a fresh process compiles, another samples; their report."""
+def run(
+    engine: str, source: Path, cache: Path, files: tuple[Path, Path], seed: int, out: Path, mode: str
+) -> dict:
+    """One engine on one case in a fresh process: ``mode`` "compile" or "sample"; its report."""
     env = {**os.environ, "PYTHONPATH": str(source), "LMMFORMULA_CACHE": str(cache)}
-    report = {}
-    for mode in ("compile", "sample"):
-        done = subprocess.run(
-            [sys.executable, "-c", CHILD, engine, str(files[0]), str(files[1]), str(out), str(seed), mode],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"{engine} failed:\n{done.stderr[-3000:]}")
-        result = json.loads(done.stdout.strip().splitlines()[-1])
-        report = {**result, **report}  # the compile seconds of the first process
-    return report
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, engine, str(files[0]), str(files[1]), str(out), str(seed), mode],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{engine} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def smallest_ess(path: Path) -> float:
@@ -188,6 +188,7 @@ def main() -> None:
     parser.add_argument("--old-ref", default="ad168c0^")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--skip-old", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3, help="sampling runs per engine and case (median)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="lmmformula-bench-engine-"))
     engines = {"new": ("embedded", ROOT)}
@@ -203,9 +204,11 @@ def main() -> None:
         f"# engine.py, {datetime.date.today()}, lmmformula {lf.__version__}, "
         f"Python {platform.python_version()}, "
         f"{platform.machine()}, {os.cpu_count()} cores; old = {args.old_ref}; 4 chains x (1000 + 1000) on 2 "
-        f"cores, seed {args.seed}; each engine in a fresh process with an empty cache",
-        f"{'case':18} {'engine':10} {'compile s':>9} {'wall s':>7} {'draws/s':>8} {'min ESS':>8} "
-        f"{'ESS/s':>7} {'driver MB':>9} {'worker MB':>9}",
+        f"cores, seed {args.seed}; each engine in a fresh process with an empty cache; wall = median of "
+        f"{args.repeats} sampling runs per engine (fresh processes, engines alternating), min and max "
+        "beside it",
+        f"{'case':18} {'engine':10} {'compile s':>9} {'wall s':>7} {'min':>7} {'max':>7} {'draws/s':>8} "
+        f"{'min ESS':>8} {'ESS/s':>7} {'driver MB':>9} {'worker MB':>9}",
     ]
     print("\n".join(lines), flush=True)
     walls: dict[tuple[str, str], float] = {}
@@ -215,16 +218,32 @@ def main() -> None:
             code, data = work / f"{case}.stan", work / f"{case}.json"
             code.write_text(model.stan_code)
             write_stan_json(model.stan_data, data)
-            for label, (engine, source) in engines.items():
-                cache = work / f"cache-{label}"
-                out = work / f"{case}-{label}.npz"
-                report = run(engine, source, cache, (code, data), args.seed, out)
-                ess = smallest_ess(out)
-                walls[case, label] = report["wall"]
+            compiled = {
+                label: run(
+                    engine, source, work / f"cache-{label}", (code, data), args.seed, work / "x", "compile"
+                )
+                for label, (engine, source) in engines.items()
+            }
+            reports: dict[str, list[dict]] = {label: [] for label in engines}
+            for _ in range(
+                args.repeats
+            ):  # engines alternate (A B C A B C ...): drifts in the machine's speed are shared
+                for label, (engine, source) in engines.items():
+                    out = work / f"{case}-{label}.npz"
+                    reports[label].append(
+                        run(engine, source, work / f"cache-{label}", (code, data), args.seed, out, "sample")
+                    )
+            for label in engines:
+                wall_times = [report["wall"] for report in reports[label]]
+                wall = float(np.median(wall_times))
+                ess = smallest_ess(work / f"{case}-{label}.npz")  # the same seed: the same draws in every run
+                walls[case, label] = wall
                 lines.append(
-                    f"{case:18} {label:10} {report['compile']:9.1f} {report['wall']:7.2f} "
-                    f"{4000 / report['wall']:8.0f} {ess:8.0f} {ess / report['wall']:7.0f} "
-                    f"{report['driver_mb']:9.0f} {report['worker_mb']:9.0f}"
+                    f"{case:18} {label:10} {compiled[label]['compile']:9.1f} {wall:7.2f} "
+                    f"{min(wall_times):7.2f} {max(wall_times):7.2f} {4000 / wall:8.0f} {ess:8.0f} "
+                    f"{ess / wall:7.0f} "
+                    f"{max(r['driver_mb'] for r in reports[label]):9.0f} "
+                    f"{max(r['worker_mb'] for r in reports[label]):9.0f}"
                 )
                 print(lines[-1], flush=True)
             for other in ("old", "cmdstanpy"):
