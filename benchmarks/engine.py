@@ -112,12 +112,13 @@ def cases() -> dict:
 
 
 def run(
-    engine: str, source: Path, cache: Path, files: tuple[Path, Path], seed: int, out: Path, mode: str
+    engine: str, source: Path, cache: Path, files: tuple[Path, Path], seed: int, out: Path | None, mode: str
 ) -> dict:
-    """One engine on one case in a fresh process: ``mode`` "compile" or "sample"; its report."""
+    """One engine on one case in a fresh process: ``mode`` "compile" or "sample" (its draws to
+    ``out``); its report."""
     env = {**os.environ, "PYTHONPATH": str(source), "LMMFORMULA_CACHE": str(cache)}
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, engine, str(files[0]), str(files[1]), str(out), str(seed), mode],
+        [sys.executable, "-c", CHILD, engine, str(files[0]), str(files[1]), str(out or ""), str(seed), mode],
         env=env,
         capture_output=True,
         text=True,
@@ -219,15 +220,12 @@ def main() -> None:
             code.write_text(model.stan_code)
             write_stan_json(model.stan_data, data)
             compiled = {
-                label: run(
-                    engine, source, work / f"cache-{label}", (code, data), args.seed, work / "x", "compile"
-                )
+                label: run(engine, source, work / f"cache-{label}", (code, data), args.seed, None, "compile")
                 for label, (engine, source) in engines.items()
             }
             reports: dict[str, list[dict]] = {label: [] for label in engines}
-            for _ in range(
-                args.repeats
-            ):  # engines alternate (A B C A B C ...): drifts in the machine's speed are shared
+            # the engines take turns (A B C A B C ...), so drifts in the machine's speed are shared
+            for _ in range(args.repeats):
                 for label, (engine, source) in engines.items():
                     out = work / f"{case}-{label}.npz"
                     reports[label].append(

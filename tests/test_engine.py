@@ -8,6 +8,7 @@ the acceptance fit, which uses the defaults.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 import multiprocessing
@@ -343,3 +344,9 @@ def test_the_chain_worker_starts_with_the_standard_library_only(tmp_path):
     )
     assert worker.returncode == embedded.MODULE_FAILED, worker.stderr
     assert "missing.so" in worker.stderr
+    # and imports neither numpy nor the package, also where they could be found (PYTHONPATH)
+    script = f"import runpy, sys; runpy.run_path({str(embedded.WORKER)!r}); print(sorted(sys.modules))"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    loaded = subprocess.run([sys.executable, "-S", "-c", script], capture_output=True, text=True, env=env)
+    modules = {name.split(".")[0] for name in ast.literal_eval(loaded.stdout)}
+    assert "ctypes" in modules and not modules & {"numpy", "lmmformula"}
