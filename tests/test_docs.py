@@ -3,6 +3,7 @@ internal link and anchor of the built pages resolves, and the API page covers ev
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -91,18 +92,50 @@ def test_link_checker_finds_a_broken_link_and_anchor(tmp_path):
     ]
 
 
+def _pandoc_stand_in(folder: Path) -> Path:
+    """A ``pandoc`` that records each call in ``calls`` and fails (Debian's pandoc 2.17 spins for
+    minutes on mkdocstrings' ``:::`` lines, so the build must never call it)."""
+    folder.mkdir()
+    calls = folder / "calls"
+    script = folder / "pandoc"
+    script.write_text(f'#!/bin/sh\necho "$@" >> "{calls}"\nexit 1\n')
+    script.chmod(0o755)
+    return calls
+
+
+def test_notebook_plugin_reads_only_the_notebook_with_or_without_pandoc(tmp_path, monkeypatch):
+    """Which pages the notebook plugin takes, with a pandoc on PATH and with none: the notebook only,
+    and pandoc is never called (mkdocs-jupyter reads every .md page through jupytext, which calls
+    pandoc when it finds one, unless the page is ignored)."""
+    pytest.importorskip("mkdocs_jupyter", reason='the docs need the docs extra: pip install -e ".[docs]"')
+    from mkdocs.config import load_config
+    from mkdocs.structure.files import get_files
+
+    config = load_config(str(ROOT / "mkdocs.yml"))
+    plugin = config.plugins["mkdocs-jupyter"]
+    calls = _pandoc_stand_in(tmp_path / "bin")
+    for path in (f"{calls.parent}:{os.environ['PATH']}", str(tmp_path / "empty")):
+        monkeypatch.setenv("PATH", path)
+        taken = [f.src_uri for f in get_files(config) if plugin.should_include(f)]
+        assert taken == ["coffee.ipynb"]
+    assert not calls.exists()
+
+
 @pytest.mark.slow
 def test_docs_build_strictly_runs_the_notebook_and_links_resolve(tmp_path):
     pytest.importorskip("mkdocs", reason='the docs need the docs extra: pip install -e ".[docs]"')
     site = tmp_path / "site"
+    calls = _pandoc_stand_in(tmp_path / "bin")  # a pandoc on PATH must not be called
     done = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=1200,
+        env={**os.environ, "PATH": f"{calls.parent}:{os.environ['PATH']}"},
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    assert not calls.exists(), calls.read_text()
     assert not re.search(r"^WARNING\s+-", done.stderr, re.MULTILINE), done.stderr[-3000:]  # mkdocs's own
     walkthrough = (site / "coffee" / "index.html").read_text()
     # outputs of the run, not pasted: the summary, the program and the figure
