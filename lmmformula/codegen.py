@@ -186,7 +186,9 @@ def build_data(design: Design, parameterizations: tuple[BlockParameterization, .
         data[block_names.design] = Z
         data[block_names.centered] = choice.centered_columns(block.columns)
         if code.center:
-            data[block_names.center_map] = center_map(block, spec.center_names, choice.centers)
+            data[block_names.center_map] = center_map(
+                block, spec.center_names, choice.centers, column_means(design)
+            )
         if code.level_center:
             data[block_names.level_center_map] = level_center_map(design, i - 1, choice.level_centers)
         if code.sweep:
@@ -200,15 +202,27 @@ def build_data(design: Design, parameterizations: tuple[BlockParameterization, .
     return data
 
 
-def center_map(block: GroupBlock, coefficients: tuple[str, ...], centers: tuple[str, ...]) -> np.ndarray:
-    """0/1 matrix: row m picks the population-level coefficient column m varies around.
+def center_map(
+    block: GroupBlock, coefficients: tuple[str, ...], centers: tuple[str, ...], means: dict[str, float]
+) -> np.ndarray:
+    """Row m: the linear combination of the population-level coefficients (at the means of the
+    predictors: ``Intercept``, then ``b``) that column m varies around.
 
-    Only the columns in ``centers`` vary around their population-level coefficient; the
-    rows of the others are zero (they vary around zero).
+    Only the columns in ``centers`` vary around their population-level coefficient; the rows of
+    the others are zero (they vary around zero). The intercept's row also subtracts ``mean * b``
+    for each slope of the block that is centered on its coefficient: the block's intercept is the
+    level's value at zero of its own slopes and at the means of every other predictor, so that a
+    level's centered intercept does not move with the coefficients of predictors outside the
+    block (``means``: each population-level column's mean, empty for a model without an intercept).
     """
-    return np.array(
+    rows = np.array(
         [[float(column == name and column in centers) for name in coefficients] for column in block.columns]
     )
+    if block.columns[0] == INTERCEPT:
+        for column in block.columns[1:]:
+            if column in centers and column in coefficients:
+                rows[0, coefficients.index(column)] -= means.get(column, 0.0)
+    return rows
 
 
 def sweep_weights(J: np.ndarray, levels: int, swept: bool) -> np.ndarray:
@@ -223,13 +237,25 @@ def sweep_weights(J: np.ndarray, levels: int, swept: bool) -> np.ndarray:
 
 def level_center_map(design: Design, block: int, names_: tuple[str, ...]) -> np.ndarray:
     """Levels x population-level coefficients: each level's value of the columns in ``names_``
-    (constant within levels, checked by the parameterization), zero elsewhere."""
+    (constant within levels, checked by the parameterization) minus the column's mean, zero
+    elsewhere. Centered like the population-level design, so that the coefficient of a group-level
+    predictor far from zero (an age, a score) moves the levels' intercepts apart, not all together."""
     spec = design.spec
     J = design.J[block] - 1
+    means = column_means(design)
     values = np.zeros((len(spec.blocks[block].factor.levels), len(spec.center_names)))
     for name in names_:
-        values[J, spec.center_names.index(name)] = design.X[:, spec.fixed_columns.index(name)]
+        column = design.X[:, spec.fixed_columns.index(name)]
+        values[J, spec.center_names.index(name)] = column - means.get(name, 0.0)
     return values
+
+
+def column_means(design: Design) -> dict[str, float]:
+    """The means the program centers the population-level design at (``means_X``; none without an
+    intercept, where the program uses ``X`` itself)."""
+    if not design.spec.has_intercept:
+        return {}
+    return dict(zip(design.spec.fixed_columns, design.X.mean(axis=0).tolist()))
 
 
 @dataclass(frozen=True)
@@ -328,17 +354,13 @@ def _block_code(
 def _coefficients(spec: DesignSpec) -> tuple[str | None, str]:
     """All population-level coefficients as one Stan vector (intercept first), and its size."""
     intercept = spec.has_intercept and INTERCEPT in spec.center_names  # not an ordinal family's thresholds
-    # with swept blocks, what varies around the intercept varies around the sampled one (the
-    # intercept plus the swept means; here at zero predictors): see parameterization.sweep
-    at_zero = names.INTERCEPT_AT_ZERO
-    if sweeps(spec) and spec.fixed_columns:
-        at_zero = f"{names.INTERCEPT} - dot_product(means_X, {names.SLOPES})"
-    elif sweeps(spec):
-        at_zero = names.INTERCEPT
+    # the sampled intercept, at the means of the predictors (with swept blocks, the intercept plus the
+    # swept means: what varies around the intercept varies around that sum, see parameterization.sweep);
+    # center_map and level_center_map hold the means that turn it into a level's center
     if intercept and spec.fixed_columns:
-        return f"append_row({at_zero}, {names.SLOPES})", f"{names.SLOPE_COUNT} + 1"
+        return f"append_row({names.INTERCEPT}, {names.SLOPES})", f"{names.SLOPE_COUNT} + 1"
     if intercept:
-        return f"rep_vector({at_zero}, 1)", "1"
+        return f"rep_vector({names.INTERCEPT}, 1)", "1"
     if spec.fixed_columns:
         return names.SLOPES, names.SLOPE_COUNT
     return None, "0"

@@ -58,7 +58,10 @@ def _crossed(n_a: int, n_b: int, sd_a: float, sd_b: float, seed: int, family: st
 def test_auto_centers_data_rich_coffee(coffee):
     model = lf.Model("y ~ x + (x | group)", coffee)
     assert model.parameterizations == (BlockParameterization(True, ("Intercept", "x")),)
-    np.testing.assert_array_equal(model.stan_data[names.block(1).center_map], np.eye(2))
+    # the intercept's row: at x = 0, Intercept (at the mean of x) - mean(x) * b_x
+    np.testing.assert_allclose(
+        model.stan_data[names.block(1).center_map], [[1.0, -coffee.x.mean()], [0.0, 1.0]]
+    )
     assert model.stan_data[names.block(1).centered] == 2  # both columns
 
 
@@ -126,7 +129,9 @@ def test_slopes_on_two_crossed_factors_each_coefficient_has_one_center():
         BlockParameterization(True, ("x",)),
     )
     np.testing.assert_array_equal(model.stan_data[names.block(1).center_map], [[1.0, 0.0], [0.0, 0.0]])
-    np.testing.assert_array_equal(model.stan_data[names.block(2).center_map], [[0.0, 0.0], [0.0, 1.0]])
+    np.testing.assert_allclose(
+        model.stan_data[names.block(2).center_map], [[0.0, -data.x.mean()], [0.0, 1.0]]
+    )
 
 
 def test_assign_centers_on_hand_made_ratios():
@@ -229,7 +234,9 @@ def test_per_block_choices(toy):
     # an explicit BlockParameterization is taken as it is; the rule assigns the rest around it
     explicit = lf.Model(formula, toy, parameterization=[lf.BlockParameterization(True, ("x",)), "centered"])
     assert explicit.parameterizations == (lf.BlockParameterization(True, ("x",)), CENTERED_ON_INTERCEPT)
-    np.testing.assert_array_equal(explicit.stan_data[names.block(1).center_map], [[0.0, 0.0], [0.0, 1.0]])
+    np.testing.assert_allclose(
+        explicit.stan_data[names.block(1).center_map], [[0.0, -toy.x.mean()], [0.0, 1.0]]
+    )
     assert strip_comments(explicit.stan_code) == strip_comments(mixed.stan_code)
 
 
@@ -390,7 +397,8 @@ def test_level_constant_predictors_center_the_intercepts_of_the_factor_they_desc
     G = model.stan_data[names.block(1).level_center_map]  # levels x (Intercept, w, v, x)
     per_school = data.groupby("school", sort=False)["w"].first()
     levels = model.design.blocks[0].factor.levels
-    np.testing.assert_allclose(G[:, 1], per_school.loc[list(levels)].to_numpy())
+    # each school's w minus w's mean over rows (the program's means_X): centered like Xc
+    np.testing.assert_allclose(G[:, 1], per_school.loc[list(levels)].to_numpy() - data["w"].mean())
     assert np.all(G[:, [0, 2, 3]] == 0)
     # non-centered blocks have no level centers, and a coefficient that is a column's center is not one
     assert all(
@@ -460,10 +468,12 @@ def test_every_number_of_centered_columns_gives_the_same_posterior(coffee):
     cor = np.array([[1.0, rho], [rho, 1.0]])
     effects = rng.normal(size=(n_levels, 2)) * sd
     point = {"Intercept": 2.0, "b": [0.8], "sigma": 1.1, "sd_1": sd, "L_1": np.linalg.cholesky(cor)}
-    beta = np.array([2.0 - 0.8 * np.mean(data["X"][:, 0]), 0.8])  # b_Intercept, b
+    mean_x = np.mean(data["X"][:, 0])
+    beta = np.array([2.0 - 0.8 * mean_x, 0.8])  # b_Intercept, b
     G = np.zeros((n_levels, 2))
     G[:, 1] = rng.normal(size=n_levels)  # as if x were constant within levels
-    data["G_1"], data["F_1"] = G, np.eye(2)
+    # F_1 maps (Intercept, b) to the block's centers at zero x: (b_Intercept, b)
+    data["G_1"], data["F_1"] = G, np.array([[1.0, -mean_x], [0.0, 1.0]])
     C, S = _cholesky_shifted(sd, cor, Z)
     u = effects @ C.T  # C * effects, one row per level
     centers = np.tile(C @ beta, (n_levels, 1))

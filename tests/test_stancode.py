@@ -167,15 +167,18 @@ def test_uncorrelated_categorical_gets_one_sd_per_column(toy):
 
 def test_centered_program_centers_on_population_coefficients(coffee):
     model = lf.Model("y ~ x + (x | group)", coffee, parameterization="centered")
-    # around the sampled intercept at zero predictors (here b_Intercept: nothing is swept)
-    coefficients = "append_row(Intercept - dot_product(means_X, b), b)"
+    # around the sampled intercept, at the means of the predictors; F_1 holds the means
+    coefficients = "append_row(Intercept, b)"
     centers = f"level_centers(C_1 * F_1 * {coefficients}, G_1 * {coefficients})"
     assert f"r_1 = (C_inv_1 * (z_1 - {centers}))';" in model.stan_code  # the centered branch
     assert "to_vector(standardized(C_1 * r_1', z_1, S_1, centered_1)) ~ std_normal();" in model.stan_code
     assert model.stan_data[names.block(1).centered] == 2  # both columns
     assert not model.stan_data[names.block(1).level_center_map].any()  # x varies within groups
     assert not model.stan_data[names.block(1).sweep_weights].any()  # centered on the intercept: not swept
-    np.testing.assert_array_equal(model.stan_data[names.block(1).center_map], np.eye(2))
+    # the intercept's row: the level's intercept at x = 0 is Intercept - mean(x) * b_x from its center
+    np.testing.assert_allclose(
+        model.stan_data[names.block(1).center_map], [[1.0, -coffee.x.mean()], [0.0, 1.0]]
+    )
     # a group-level column that is not in the fixed part varies around zero
     partial = lf.Model("y ~ 1 + (x | group)", coffee, parameterization="centered")
     np.testing.assert_array_equal(partial.stan_data[names.block(1).center_map], [[1.0], [0.0]])

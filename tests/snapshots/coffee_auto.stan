@@ -95,15 +95,15 @@ transformed parameters {
     real swept = (max(w_1) > 0 ? mean_effects(z_1, w_1, shifted_cholesky(sd_1, L_1, C_1), centered_1)[1] : 0.0);
     b_Intercept = Intercept - swept - dot_product(means_X, b);
   }
-  // a block centered on the intercept varies around the sampled one: Intercept - dot_product(means_X, b) at zero predictors
+  // a block centered on the intercept varies around the sampled Intercept (at the means of the predictors)
   matrix[N_1, M_1] r_1;  // group-level effects
   if (centered_1 == 0) {  // non-centered
     r_1 = (C_inv_1 * shifted_cholesky(sd_1, L_1, C_1) * z_1)';
   } else if (centered_1 == M_1) {  // centered: coefficients minus their centers
-    r_1 = (C_inv_1 * (z_1 - level_centers(C_1 * F_1 * append_row(Intercept - dot_product(means_X, b), b), G_1 * append_row(Intercept - dot_product(means_X, b), b))))';
+    r_1 = (C_inv_1 * (z_1 - level_centers(C_1 * F_1 * append_row(Intercept, b), G_1 * append_row(Intercept, b))))';
   } else {  // partially centered
     matrix[M_1, M_1] S_1 = shifted_cholesky(sd_1, L_1, C_1);
-    r_1 = (C_inv_1 * S_1 * standardized(z_1 - level_centers(C_1 * F_1 * append_row(Intercept - dot_product(means_X, b), b), G_1 * append_row(Intercept - dot_product(means_X, b), b)), z_1, S_1, centered_1))';
+    r_1 = (C_inv_1 * S_1 * standardized(z_1 - level_centers(C_1 * F_1 * append_row(Intercept, b), G_1 * append_row(Intercept, b)), z_1, S_1, centered_1))';
   }
 }
 model {

@@ -53,13 +53,13 @@ transformed parameters {
     real swept = (max(w_1) > 0 ? dot_product(w_1, z_1[:, 1]) * (centered_1 > 0 ? 1.0 : sd_1[1]) : 0.0);
     b_Intercept = Intercept - swept - dot_product(means_X, b);
   }
-  // a block centered on the intercept varies around the sampled one: Intercept - dot_product(means_X, b) at zero predictors
+  // a block centered on the intercept varies around the sampled Intercept (at the means of the predictors)
   matrix[N_1, M_1] r_1;  // group-level effects
   if (centered_1 == 0) {
     r_1 = diag_post_multiply(z_1, sd_1);
   } else {
-    r_1 = z_1 - rep_matrix((F_1 * append_row(Intercept - dot_product(means_X, b), b))', N_1);  // centered columns
-    r_1[:, 1] -= G_1 * append_row(Intercept - dot_product(means_X, b), b);  // intercepts: also off their level-constant predictors
+    r_1 = z_1 - rep_matrix((F_1 * append_row(Intercept, b))', N_1);  // centered columns
+    r_1[:, 1] -= G_1 * append_row(Intercept, b);  // intercepts: also off their level-constant predictors
     for (m in (centered_1 + 1):M_1) {
       r_1[:, m] = sd_1[m] * z_1[:, m];  // non-centered columns
     }

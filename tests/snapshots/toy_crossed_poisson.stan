@@ -67,13 +67,13 @@ transformed parameters {
       + (max(w_2) > 0 ? dot_product(w_2, z_2[:, 1]) * (centered_2 > 0 ? 1.0 : sd_2[1]) : 0.0);
     b_Intercept = Intercept - swept - dot_product(means_X, b);
   }
-  // a block centered on the intercept varies around the sampled one: Intercept - dot_product(means_X, b) at zero predictors
+  // a block centered on the intercept varies around the sampled Intercept (at the means of the predictors)
   matrix[N_1, M_1] r_1;  // group-level effects
   if (centered_1 == 0) {
     r_1 = diag_post_multiply(z_1, sd_1);
   } else {
-    r_1 = z_1 - rep_matrix((F_1 * append_row(Intercept - dot_product(means_X, b), b))', N_1);  // centered columns
-    r_1[:, 1] -= G_1 * append_row(Intercept - dot_product(means_X, b), b);  // intercepts: also off their level-constant predictors
+    r_1 = z_1 - rep_matrix((F_1 * append_row(Intercept, b))', N_1);  // centered columns
+    r_1[:, 1] -= G_1 * append_row(Intercept, b);  // intercepts: also off their level-constant predictors
     for (m in (centered_1 + 1):M_1) {
       r_1[:, m] = sd_1[m] * z_1[:, m];  // non-centered columns
     }
@@ -82,8 +82,8 @@ transformed parameters {
   if (centered_2 == 0) {
     r_2 = diag_post_multiply(z_2, sd_2);
   } else {
-    r_2 = z_2 - rep_matrix((F_2 * append_row(Intercept - dot_product(means_X, b), b))', N_2);  // centered columns
-    r_2[:, 1] -= G_2 * append_row(Intercept - dot_product(means_X, b), b);  // intercepts: also off their level-constant predictors
+    r_2 = z_2 - rep_matrix((F_2 * append_row(Intercept, b))', N_2);  // centered columns
+    r_2[:, 1] -= G_2 * append_row(Intercept, b);  // intercepts: also off their level-constant predictors
     for (m in (centered_2 + 1):M_2) {
       r_2[:, m] = sd_2[m] * z_2[:, m];  // non-centered columns
     }
