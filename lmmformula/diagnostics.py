@@ -137,6 +137,7 @@ def sampler_problems(
     if low.size:
         problems.append(f"E-BFMI below 0.3 in chain(s) {', '.join(str(c + 1) for c in low)}")
     r, bulk, tail = convergence_stats(draws)
+    unmixed = False
     for label, bad in (
         ("R-hat above 1.01", r > 1.01),
         (f"bulk ESS below {100 * chains} (100 per chain)", bulk < 100 * chains),
@@ -144,6 +145,14 @@ def sampler_problems(
     ):
         if bad.any():
             problems.append(f"{label} for {_list(np.asarray(names)[bad])}")
+            unmixed = True
+    if unmixed:
+        problems.append(
+            "the chains have not mixed: the intervals are not to be trusted yet; what helps: another "
+            "parameterization (parameterization='noncentered', or 'centered' for data-rich groups), a longer "
+            "warm-up and more draws (iter_warmup=2000, iter_sampling=2000), adapt_delta=0.95, or priors that "
+            "rule out implausible group sds (class_='sd')"
+        )
     return problems
 
 

@@ -75,6 +75,8 @@ class Fit:
     prior_draws_: Draws | None = None
     pareto_k: float | None = None
     importance_ess: float | None = None
+    notes: tuple[str, ...] = ()  # what the check at the end of warm-up found (lmmformula.pilot)
+    parameterization: str | None = None  # the one the draws came from (auto may have switched)
 
     @property
     def method(self) -> str:
@@ -219,6 +221,7 @@ class Fit:
             ("Data", f"{self.model.nobs} observations" + _dropped(self.model)),
             ("Algorithm", _algorithm(self)),
             ("Draws", _draws_line(self)),
+            *((("Warm-up check", _check_line(self)),) if self.notes else ()),
         )
         return Summary(
             header=header,
@@ -775,3 +778,13 @@ def _per_group(groups: dict, summary: bool, probs: tuple[float, ...]) -> dict[st
         table.index.names = [name, "term"]
         out[name] = table
     return out
+
+
+def _check_line(fit: Fit) -> str:
+    """What the check at the end of warm-up decided (its notes: ``fit.notes``)."""
+    switched = [note for note in fit.notes if note.startswith("switched to ")]
+    if switched:
+        return f"the first choice failed its pilot; {switched[-1]}"
+    return (
+        "passed" if len(fit.notes) == 1 and "worst" not in fit.notes[0] else "failed; see the problems below"
+    )

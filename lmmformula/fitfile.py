@@ -70,6 +70,8 @@ def save(fit: Fit, path: str | Path) -> None:
         "sample_prior": fit.sample_prior,
         "pareto_k": fit.pareto_k,
         "importance_ess": fit.importance_ess,
+        "notes": list(fit.notes),
+        "parameterization": fit.parameterization,
         "data_columns": columns,
     }
     out = xr.DataTree.from_dict(children)
@@ -158,6 +160,8 @@ def load(path: str | Path) -> Fit:
         prior,
         pareto_k=content["pareto_k"],
         importance_ess=content["importance_ess"],
+        notes=tuple(content.get("notes", ())),  # files written before the check at the end of warm-up have none
+        parameterization=content.get("parameterization"),
     )
 
 

@@ -28,6 +28,7 @@ from .parameterization import (
     choose_parameterizations,
     default_adapt_delta,
 )
+from .pilot import Candidate, sample_checked
 from .priors import WEAKLY_INFORMATIVE, Priors, PriorSpec, prior_targets, resolve_priors
 from .progress import ChainProgress
 
@@ -119,6 +120,9 @@ class Model:
         # here and the default adapt_delta in fit (computed once)
         self._information = block_information(self._design) if self._design.spec.blocks else []
         self.parameterizations = choose_parameterizations(self._design, parameterization, self._information)
+        # "auto" may switch at the end of warm-up when its choice fails (lmmformula.pilot); a choice the
+        # user made is kept, and a failing one is warned about
+        self.switchable = isinstance(parameterization, str) and parameterization == "auto"
         self.priors: Priors = resolve_priors(
             prior_targets(self._design.spec, self._design.X, self._design.response.y), priors
         )
@@ -266,13 +270,45 @@ class Model:
             initialized = time.perf_counter()
             settings = replace(settings, init=_pathfinder_inits(engine, program, data, chains, seed))
             initialized = time.perf_counter() - initialized
-        draws_, timings, problems = _sample(engine, program, data, settings, progress, started)
+        candidates = [Candidate(_label(self.parameterizations), data)]
+        if sample_prior != "only":
+            candidates += self.alternatives()
+        draws_, timings, problems, ran, notes = _sample(
+            engine, program, candidates, settings, progress, started, self._pilot_keys()
+        )
         if pathfinder_init:
             timings["pathfinder_init"] = initialized
         prior = None
         if sample_prior == "yes":
-            prior = _sample(engine, program, prior_only, settings, progress, time.perf_counter())[0]
-        return Fit(self, draws_, settings, name, timings, tuple(problems), sample_prior, prior)
+            prior = _sample(
+                engine,
+                program,
+                [Candidate("prior", prior_only)],
+                settings,
+                progress,
+                time.perf_counter(),
+                None,
+            )[0]
+        return Fit(
+            self, draws_, settings, name, timings, tuple(problems), sample_prior, prior, notes=notes,
+            parameterization=ran.label,
+        )  # fmt: skip
+
+    def alternatives(self) -> list[Candidate]:
+        """What a fit may switch to when the pilot of :attr:`parameterizations` fails (only when they
+        were chosen by ``"auto"``): every block non-centered, or, when none was centered, every block
+        centered. The same program: only the data differ."""
+        if not self.switchable or not self._design.spec.blocks:
+            return []
+        centered = any(choice.centered for choice in self.parameterizations)
+        word = "noncentered" if centered else "centered"
+        choices = choose_parameterizations(self._design, word, self._information)
+        if choices == self.parameterizations:
+            return []
+        return [Candidate(_label(choices, word), build_data(self._design, choices, self.priors))]
+
+    def _pilot_keys(self) -> tuple[tuple[str, ...], int]:
+        return tuple(dpar.name for dpar in self.family.dpars), len(self._design.spec.blocks)
 
     def _check_sample_prior(self, sample_prior: str) -> None:
         if sample_prior != "no" and self.priors.improper():
@@ -499,12 +535,25 @@ def _pathfinder_inits(engine, program, data: dict, chains: int, seed: int | None
     return [{name: values[0, i] for name, values in parameters.items()} for i in range(chains)]
 
 
-def _sample(engine, program, data, settings, progress, started):
-    """Run the chains: the draws, the timings and the sampling problems (warned about)."""
+def _label(choices, word: str = "auto") -> str:
+    return f"{word} ({'; '.join(str(choice) for choice in choices)})" if choices else word
+
+
+def _sample(engine, program, candidates, settings, progress, started, keys):
+    """Run the chains (checked at the end of warm-up when ``keys`` are given, see lmmformula.pilot):
+    the draws, the timings, the sampling problems (warned about), the candidate that ran and the
+    pilot's notes."""
     bars = ChainProgress(settings.iter_warmup, settings.iter_sampling) if progress else None
     sampling_started = time.perf_counter()
     try:
-        outputs = engine.sample(program, data, settings, bars)
+        if keys is None:
+            outputs, ran, notes = (
+                engine.sample(program, candidates[0].data, settings, bars),
+                candidates[0],
+                (),
+            )
+        else:
+            outputs, ran, notes = sample_checked(engine, program, candidates, settings, keys, bars)
     finally:
         if bars is not None:
             bars.close()
@@ -512,6 +561,8 @@ def _sample(engine, program, data, settings, progress, started):
     draws = assemble(outputs)
     labels, flat = draws.flat()
     problems = diagnostics.sampler_problems(labels, flat, draws.sampler, settings.max_treedepth)
+    if problems and notes:
+        problems.append("checked at the end of warm-up: " + "; ".join(notes))
     diagnostics.warn_problems(problems)
     first = [o.first_message_at for o in outputs if o.first_message_at is not None]
     timings = {
@@ -523,7 +574,7 @@ def _sample(engine, program, data, settings, progress, started):
     }
     if first:
         timings["until_sampler_started"] = min(first) - started
-    return draws, timings, problems
+    return draws, timings, problems, ran, notes
 
 
 def get_prior(

@@ -48,7 +48,7 @@ def load_runner(path: str) -> ctypes.CDLL:
     library.lmf_columns.argtypes = [text, integer, text, size, text, size]
     signatures = {
         "lmf_nuts": [
-            text, text, integer, seed, seed, number, integer, integer, integer, integer, number,
+            text, text, integer, seed, seed, number, integer, integer, integer, integer, number, number, text,
             buffer, size, flag, MESSAGE, text, size, text, size,
         ],
         "lmf_optimize": [
@@ -135,12 +135,15 @@ def _run(
     common = (ctypes.byref(rows), ctypes.byref(stop), say, error, len(error))
     method = a["method"]
     if method == "nuts":
-        adaptation = ctypes.create_string_buffer(1 << 20)
+        adaptation = ctypes.create_string_buffer(1 << 24)
         code = runner.lmf_nuts(
             data, init, int(a["dense"]), a["seed"], a["chain"], a["init_radius"], a["num_warmup"],
-            a["num_samples"], a["refresh"], a["max_depth"], a["delta"], out, columns, ctypes.byref(stop),
-            say, adaptation, len(adaptation), error, len(error),
+            a["num_samples"], a["refresh"], a["max_depth"], a["delta"], a.get("stepsize", 1.0),
+            a.get("metric", "").encode(), out, columns, ctypes.byref(stop), say, adaptation, len(adaptation),
+            error, len(error),
         )  # fmt: skip
+        with open(a["adaptation_path"], "w") as handle:  # Stan's step size and inverse metric, as comments
+            handle.write(adaptation.value.decode(errors="replace"))
         return code, a["num_samples"]
     if method == "optimize":
         code = runner.lmf_optimize(

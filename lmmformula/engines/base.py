@@ -28,6 +28,32 @@ class CompiledProgram:
     compiled_now: bool
 
 
+@dataclass(frozen=True, eq=False)
+class Adapted:
+    """What a chain's warm-up adapted: NUTS's step size and the inverse metric (a vector for the
+    diagonal metric, a matrix for the dense one)."""
+
+    stepsize: float
+    inv_metric: np.ndarray
+
+
+def read_adaptation(comments: str) -> Adapted | None:
+    """The step size and inverse metric from Stan's comment lines after warm-up (``Step size = ...``,
+    then the metric's rows after ``... inverse mass matrix:``); None when there are none."""
+    lines = [line.lstrip("#").strip() for line in comments.splitlines()]
+    step = [float(line.split("=", 1)[1]) for line in lines if line.startswith("Step size =")]
+    start = next((i for i, line in enumerate(lines) if line.endswith("inverse mass matrix:")), None)
+    if not step or start is None:
+        return None
+    rows = []
+    for line in lines[start + 1 :]:
+        if not line or not (line[0].isdigit() or line[0] in "-+."):
+            break
+        rows.append([float(value) for value in line.split(",")])
+    metric = np.array(rows[0]) if "Diagonal" in lines[start] else np.array(rows)
+    return Adapted(step[-1], metric)
+
+
 @dataclass(frozen=True)
 class SamplerSettings:
     """NUTS settings, with CmdStan's meaning and defaults."""
@@ -42,8 +68,13 @@ class SamplerSettings:
     init: float | dict | list[dict] | None = None
     cores: int = 1
     refresh: int = 100
+    # a continuation of adapted chains: per chain the step size and inverse metric its warm-up ended
+    # with (and its last draw as init); no warm-up then, and no adaptation
+    adapted: tuple[Adapted, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.adapted is not None and (len(self.adapted) != self.chains or self.iter_warmup != 0):
+            raise ArgumentError("a continuation takes one adapted state per chain and no warm-up")
         for name in ("chains", "iter_warmup", "iter_sampling", "max_treedepth", "cores", "refresh"):
             value = getattr(self, name)
             minimum = 0 if name == "iter_warmup" else 1
@@ -143,6 +174,7 @@ class ChainOutput:
     seconds: dict[str, float]
     first_message_at: float | None = None  # time.perf_counter() when the chain first reported
     messages: tuple[str, ...] = ()  # Stan's messages, in order
+    adapted: Adapted | None = None  # what its warm-up adapted (None without one)
 
 
 def killed_message(who: str, number: int, others: bool) -> str:

@@ -28,6 +28,7 @@ import numpy as np
 from ..cache import cached_build, program_key
 from ..errors import EngineError
 from .base import (
+    Adapted,
     ApproximationSettings,
     ChainOutput,
     CompiledProgram,
@@ -105,6 +106,12 @@ def sample(
             columns = tuple(fit.column_names)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+    adapted = [None] * settings.chains
+    if settings.iter_warmup > 0 and fit.step_size is not None and fit.metric is not None:
+        adapted = [
+            Adapted(float(fit.step_size[chain]), np.asarray(fit.metric[chain]))
+            for chain in range(settings.chains)
+        ]
     return [
         ChainOutput(
             chain=chain + 1,
@@ -113,6 +120,7 @@ def sample(
             seconds=elapsed(console.messages.get(chain + 1, [])),
             first_message_at=console.first_at.get(chain + 1),
             messages=tuple(console.messages.get(chain + 1, [])),
+            adapted=adapted[chain],
         )
         for chain in range(settings.chains)
     ]
@@ -243,7 +251,11 @@ def _sample_into(model, program, data, settings, progress, folder: Path):
                 seed=settings.seed,
                 adapt_delta=settings.adapt_delta,
                 max_treedepth=settings.max_treedepth,
-                metric=f"{settings.metric}_e",
+                metric=f"{settings.metric}_e"
+                if settings.adapted is None
+                else [{"inv_metric": a.inv_metric.tolist()} for a in settings.adapted],
+                step_size=None if settings.adapted is None else [a.stepsize for a in settings.adapted],
+                adapt_engaged=settings.adapted is None,
                 inits=settings.init,
                 refresh=settings.refresh,
                 sig_figs=SIG_FIGS,

@@ -49,6 +49,7 @@ from .base import (
     SamplerSettings,
     elapsed,
     killed_message,
+    read_adaptation,
     sigterm_unwinds,
     write_stan_json,
 )
@@ -273,7 +274,11 @@ def sample(
             "delta": settings.adapt_delta,
             "dense": settings.metric == "dense",
         }
-        jobs.append(_Job(number, arguments, init))
+        metric = None
+        if settings.adapted is not None:
+            arguments["stepsize"] = settings.adapted[number - 1].stepsize
+            metric = {"inv_metric": settings.adapted[number - 1].inv_metric}
+        jobs.append(_Job(number, arguments, init, metric))
     return _run_jobs(program, data, jobs, settings.cores, progress)
 
 
@@ -303,6 +308,7 @@ class _Job:
     number: int
     arguments: dict
     init: dict
+    metric: dict | None = None  # NUTS without adaptation: the inverse metric, as Stan JSON
 
     @property
     def name(self) -> str:
@@ -398,9 +404,15 @@ def _start(program, data_path, job: _Job, folder) -> _Chain:
     if job.init:
         init_path = str(folder / f"chain{number}.init.json")
         write_stan_json(job.init, Path(init_path))
-    arguments_path = folder / f"chain{number}.arguments.json"
-    arguments_path.write_text(json.dumps(job.arguments))
+    arguments = dict(job.arguments)
     draws = folder / f"chain{number}.draws.npy"
+    if arguments["method"] == "nuts":
+        arguments["adaptation_path"] = f"{draws}.adaptation"
+    if job.metric is not None:
+        arguments["metric"] = str(folder / f"chain{number}.metric.json")
+        write_stan_json(job.metric, Path(arguments["metric"]))
+    arguments_path = folder / f"chain{number}.arguments.json"
+    arguments_path.write_text(json.dumps(arguments))
     log = folder / f"chain{number}.log"
     command = [
         sys.executable,
@@ -471,6 +483,7 @@ def _finish(chain: _Chain, others: bool) -> ChainOutput:
         raise EngineError(f"{chain.name} failed:\n{detail}")
     columns = tuple(Path(f"{chain.draws}.columns").read_text().split("\t"))
     rows = int(Path(f"{chain.draws}.rows").read_text())
+    adaptation = Path(f"{chain.draws}.adaptation")
     return ChainOutput(
         chain=chain.number,
         columns=columns,
@@ -478,6 +491,7 @@ def _finish(chain: _Chain, others: bool) -> ChainOutput:
         seconds=elapsed(chain.messages),
         first_message_at=chain.first_message_at,
         messages=tuple(chain.messages),
+        adapted=read_adaptation(adaptation.read_text()) if adaptation.exists() else None,
     )
 
 

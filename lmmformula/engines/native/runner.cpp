@@ -13,7 +13,9 @@
 #include <stan/io/empty_var_context.hpp>
 #include <stan/io/json/json_data.hpp>
 #include <stan/model/model_base.hpp>
+#include <stan/services/sample/hmc_nuts_dense_e.hpp>
 #include <stan/services/sample/hmc_nuts_dense_e_adapt.hpp>
+#include <stan/services/sample/hmc_nuts_diag_e.hpp>
 #include <stan/services/sample/hmc_nuts_diag_e_adapt.hpp>
 #include <stan/services/optimize/laplace_sample.hpp>
 #include <stan/services/optimize/lbfgs.hpp>
@@ -243,17 +245,32 @@ long lmf_columns(const char* data_path, int method, char* names, long names_capa
 // reason in error). draws holds capacity rows of columns doubles (lmf_columns); *rows is set
 // to the number of rows written.
 
-// Adaptive NUTS for one chain; rows: num_samples. Stan's defaults for the rest (as CmdStan):
-// stepsize 1, no jitter, gamma 0.05, kappa 0.75, t0 10, windows 75 / 50 / 25.
+// NUTS for one chain; rows: num_samples. With metric_path empty: adaptive, with Stan's defaults for
+// the rest (as CmdStan): stepsize 1, no jitter, gamma 0.05, kappa 0.75, t0 10, windows 75 / 50 / 25;
+// the adapted step size and inverse metric go to adaptation as Stan's comment lines. Otherwise no
+// adaptation and no warm-up: the step size given and the inverse metric in metric_path (Stan JSON,
+// "inv_metric"), as CmdStan's adapt engaged=0 with a metric file: a chain continued after its warm-up.
 int lmf_nuts(const char* data_path, const char* init_path, int dense, unsigned int seed, unsigned int chain,
              double init_radius, int num_warmup, int num_samples, int refresh, int max_depth, double delta,
-             double* draws, long columns, volatile int* stop, lmf_message message, char* adaptation,
-             long adaptation_capacity, char* error, long error_capacity) {
+             double stepsize, const char* metric_path, double* draws, long columns, volatile int* stop,
+             lmf_message message, char* adaptation, long adaptation_capacity, char* error, long error_capacity) {
   CallbackLogger logger(message);
   FlagInterrupt interrupt(stop);
   BufferWriter writer(draws, num_samples, columns);
+  bool adapt = metric_path == nullptr || metric_path[0] == '\0';
   int code = guarded(data_path, init_path, seed, error, error_capacity, [&](auto& model, auto& init) {
     NullWriter init_writer, diagnostic_writer;
+    if (!adapt) {
+      auto metric = read_json(metric_path);
+      if (dense) {
+        return stan::services::sample::hmc_nuts_dense_e(
+            model, init, *metric, seed, chain, init_radius, 0, num_samples, 1, false, refresh, stepsize, 0.0,
+            max_depth, interrupt, logger, init_writer, writer, diagnostic_writer);
+      }
+      return stan::services::sample::hmc_nuts_diag_e(
+          model, init, *metric, seed, chain, init_radius, 0, num_samples, 1, false, refresh, stepsize, 0.0,
+          max_depth, interrupt, logger, init_writer, writer, diagnostic_writer);
+    }
     if (dense) {
       return stan::services::sample::hmc_nuts_dense_e_adapt(
           model, init, seed, chain, init_radius, num_warmup, num_samples, 1, false, refresh, 1.0, 0.0, max_depth,

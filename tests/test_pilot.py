@@ -1,0 +1,186 @@
+"""The check at the end of warm-up (lmmformula.pilot) on hand-made chain outputs: which pilots fail, which
+candidate wins, and how a passing pilot is continued. Real fits of the same machinery are in
+test_parameterization.py (marked slow)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from lmmformula.engines.base import Adapted, ChainOutput, SamplerSettings, read_adaptation
+from lmmformula.pilot import Candidate, better, judge, last_draw, pilot_size, sample_checked
+
+SAMPLER = ("lp__", "accept_stat__", "stepsize__", "treedepth__", "n_leapfrog__", "divergent__", "energy__")
+PARAMETERS = ("b_Intercept", "b.1", "sd_1.1", "z_1.1.1", "z_1.1.2")
+COLUMNS = SAMPLER + PARAMETERS
+KEYS = ((), 1)  # no family parameters, one block
+SETTINGS = SamplerSettings(chains=4, iter_warmup=1000, iter_sampling=1000, seed=5)
+
+
+def _chain(chain: int, values: dict[str, np.ndarray], draws: int = 100, divergent: int = 0) -> ChainOutput:
+    rng = np.random.default_rng(chain)
+    table = np.zeros((draws, len(COLUMNS)))
+    for position, name in enumerate(COLUMNS):
+        table[:, position] = values[name] if name in values else rng.normal(size=draws)
+    table[:, COLUMNS.index("divergent__")] = 0
+    table[:divergent, COLUMNS.index("divergent__")] = 1
+    table[:, COLUMNS.index("sd_1.1")] = np.abs(table[:, COLUMNS.index("sd_1.1")]) + 0.1
+    return ChainOutput(
+        chain=chain,
+        columns=COLUMNS,
+        values=table,
+        seconds={"warm-up": 1.0, "sampling": 0.1 * draws / 100},
+        adapted=Adapted(0.3 + 0.01 * chain, np.full(4, 0.5)),
+    )
+
+
+def _mixed(**options) -> list[ChainOutput]:
+    return [_chain(c, {}, **options) for c in range(1, 5)]
+
+
+def _stuck(name: str = "b.1") -> list[ChainOutput]:
+    """Chains that each wander near their own value of ``name``: they have not met."""
+    outputs = []
+    for c in range(1, 5):
+        walk = np.cumsum(np.random.default_rng(10 + c).normal(0, 0.02, 100)) + 3.0 * c
+        outputs.append(_chain(c, {name: walk}))
+    return outputs
+
+
+def test_pilot_size():
+    assert pilot_size(SETTINGS) == 100
+    assert pilot_size(replace(SETTINGS, iter_sampling=500)) == 50
+    assert pilot_size(replace(SETTINGS, iter_sampling=200)) == 0  # too short to judge
+    assert pilot_size(replace(SETTINGS, iter_warmup=50)) == 0
+    assert pilot_size(replace(SETTINGS, chains=1)) == 0
+
+
+def test_independent_draws_pass():
+    verdict = judge("auto", _mixed(), SETTINGS, KEYS)
+    assert not verdict.failing
+    assert verdict.max_rhat < 1.05
+    assert verdict.projected_ess > 2000  # 400 independent draws, projected to 4000
+    assert verdict.target_ess == 400
+    assert verdict.seconds_per_draw == pytest.approx(0.001)
+
+
+def test_chains_that_have_not_met_fail_and_are_named():
+    verdict = judge("auto", _stuck("b.1"), SETTINGS, KEYS)
+    assert verdict.failing
+    assert verdict.max_rhat > 2
+    assert verdict.worst[0] == "b[1]"
+
+
+def test_only_the_shared_quantities_are_judged():
+    """z holds centered coefficients in one parameterization and standardized effects in another: a
+    stuck z is not what the check reads (the sds and coefficients it moves are)."""
+    assert not judge("auto", _stuck("z_1.1.2"), SETTINGS, KEYS).failing
+    assert judge("auto", _stuck("sd_1.1"), SETTINGS, KEYS).failing
+
+
+def test_a_divergent_transition_fails_the_pilot():
+    verdict = judge("auto", _mixed(divergent=1), SETTINGS, KEYS)
+    assert verdict.divergences == 4 and verdict.failing
+
+
+def test_better_prefers_passing_then_fewer_divergences_then_clearly_more_ess_per_second():
+    good = judge("a", _mixed(), SETTINGS, KEYS)
+    bad = judge("b", _stuck(), SETTINGS, KEYS)
+    divergent = judge("c", _mixed(divergent=1), SETTINGS, KEYS)
+    assert better(good, bad) and not better(bad, good)
+    assert better(bad, divergent)  # both fail: no divergences beats a little more ESS
+    slower = replace(good, seconds_per_draw=good.seconds_per_draw * 1.1)
+    assert not better(good, slower)  # within 20 %: keep the first choice
+    assert better(good, replace(good, seconds_per_draw=good.seconds_per_draw * 2))
+
+
+class _Engine:
+    """A stand-in engine that hands back recorded pilots per data set and records every call (the
+    decision logic only; no model is fitted here)."""
+
+    def __init__(self, pilots: dict[str, list[ChainOutput]]) -> None:
+        self.pilots = pilots
+        self.calls: list[tuple[str, SamplerSettings]] = []
+
+    def sample(self, program, data, settings, progress=None):
+        self.calls.append((data["which"], settings))
+        if settings.adapted is None:
+            return self.pilots[data["which"]]
+        return [_chain(c, {}, draws=settings.iter_sampling) for c in range(1, settings.chains + 1)]
+
+
+def test_a_failing_first_choice_switches_and_the_better_one_is_continued():
+    engine = _Engine({"centered": _stuck(), "noncentered": _mixed()})
+    candidates = [
+        Candidate("centered", {"which": "centered"}),
+        Candidate("noncentered", {"which": "noncentered"}),
+    ]
+    outputs, ran, notes = sample_checked(engine, None, candidates, SETTINGS, KEYS)
+    assert ran.label == "noncentered"
+    assert notes[-1] == "switched to noncentered" and notes[0].startswith("centered: pilot")
+    assert [which for which, _ in engine.calls] == ["centered", "noncentered", "noncentered"]
+    pilot, continued = engine.calls[1][1], engine.calls[2][1]
+    assert (pilot.iter_warmup, pilot.iter_sampling, pilot.seed) == (1000, 100, 5)
+    assert (continued.iter_warmup, continued.iter_sampling, continued.seed) == (0, 900, 6)
+    # each chain goes on from its last pilot draw with what its warm-up adapted
+    assert [a.stepsize for a in continued.adapted] == pytest.approx([0.31, 0.32, 0.33, 0.34])
+    last = engine.pilots["noncentered"][2].values[-1]
+    assert continued.init[2]["b"][0] == last[COLUMNS.index("b.1")]
+    assert [len(o.values) for o in outputs] == [1000] * 4
+    assert outputs[0].seconds["sampling"] == pytest.approx(0.1 + 0.9)
+
+
+def test_a_passing_first_choice_is_continued_without_trying_others():
+    engine = _Engine({"auto": _mixed(), "other": _stuck()})
+    candidates = [Candidate("auto", {"which": "auto"}), Candidate("other", {"which": "other"})]
+    _, ran, notes = sample_checked(engine, None, candidates, SETTINGS, KEYS)
+    assert ran.label == "auto" and len(notes) == 1
+    assert [which for which, _ in engine.calls] == ["auto", "auto"]
+
+
+def test_a_failing_choice_without_alternatives_goes_on_and_says_so():
+    """parameterization chosen by the user: no switch, the note carries the verdict for the warning."""
+    engine = _Engine({"noncentered": _stuck()})
+    _, ran, notes = sample_checked(
+        engine, None, [Candidate("noncentered", {"which": "noncentered"})], SETTINGS, KEYS
+    )
+    assert ran.label == "noncentered"
+    assert "worst b[1]" in notes[0]
+
+
+def test_a_failing_alternative_does_not_replace_a_less_failing_first_choice():
+    engine = _Engine({"auto": _mixed(), "other": _mixed(divergent=3)})
+    auto = _stuck()  # R-hat fails, no divergences
+    engine.pilots["auto"] = auto
+    candidates = [Candidate("auto", {"which": "auto"}), Candidate("other", {"which": "other"})]
+    _, ran, notes = sample_checked(engine, None, candidates, SETTINGS, KEYS)
+    assert ran.label == "auto" and not any(n.startswith("switched") for n in notes)
+
+
+def test_short_runs_are_not_checked():
+    engine = _Engine({"auto": _mixed()})
+    short = replace(SETTINGS, iter_sampling=100)
+    sample_checked(engine, None, [Candidate("auto", {"which": "auto"})], short, KEYS)
+    assert len(engine.calls) == 1 and engine.calls[0][1] == short
+
+
+def test_last_draw_as_initial_values():
+    output = _chain(1, {})
+    init = last_draw(output)
+    assert set(init) == {"b_Intercept", "b", "sd_1", "z_1"}
+    assert init["z_1"].shape == (1, 2)
+    assert init["z_1"][0, 1] == output.values[-1, COLUMNS.index("z_1.1.2")]
+
+
+def test_read_adaptation_from_stan_comments():
+    diagonal = (
+        "Adaptation terminated\nStep size = 0.412\nDiagonal elements of inverse mass matrix:\n0.5, 1.25, 2\n"
+    )
+    adapted = read_adaptation(diagonal)
+    assert adapted.stepsize == 0.412
+    np.testing.assert_array_equal(adapted.inv_metric, [0.5, 1.25, 2.0])
+    dense = "Adaptation terminated\nStep size = 0.2\nElements of inverse mass matrix:\n1, 0.5\n0.5, 2\n"
+    np.testing.assert_array_equal(read_adaptation(dense).inv_metric, [[1, 0.5], [0.5, 2]])
+    assert read_adaptation("") is None
