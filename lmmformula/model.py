@@ -28,7 +28,7 @@ from .parameterization import (
     choose_parameterizations,
     default_adapt_delta,
 )
-from .pilot import Candidate, sample_checked
+from .pilot import CAREFUL, Candidate, sample_checked
 from .priors import WEAKLY_INFORMATIVE, Priors, PriorSpec, prior_targets, resolve_priors
 from .progress import ChainProgress
 
@@ -273,9 +273,12 @@ class Model:
         candidates = [Candidate(_label(self.parameterizations), data)]
         if sample_prior != "only":
             candidates += self.alternatives()
-        draws_, timings, problems, ran, notes = _sample(
-            engine, program, candidates, settings, progress, started, self._pilot_keys()
+        # divergences in the pilot: warm up again more carefully, unless the user chose adapt_delta
+        careful = () if adapt_delta is not None else tuple(d for d in CAREFUL if d > settings.adapt_delta)
+        draws_, timings, problems, ran, notes, used = _sample(
+            engine, program, candidates, settings, progress, started, (self._pilot_keys(), careful)
         )
+        settings = replace(settings, adapt_delta=used)
         if pathfinder_init:
             timings["pathfinder_init"] = initialized
         prior = None
@@ -539,21 +542,21 @@ def _label(choices, word: str = "auto") -> str:
     return f"{word} ({'; '.join(str(choice) for choice in choices)})" if choices else word
 
 
-def _sample(engine, program, candidates, settings, progress, started, keys):
-    """Run the chains (checked at the end of warm-up when ``keys`` are given, see lmmformula.pilot):
-    the draws, the timings, the sampling problems (warned about), the candidate that ran and the
-    pilot's notes."""
+def _sample(engine, program, candidates, settings, progress, started, check):
+    """Run the chains (checked at the end of warm-up when ``check``, the pilot's keys and careful
+    adapt_delta values, is given, see lmmformula.pilot): the draws, the timings, the sampling problems
+    (warned about), the candidate that ran, the pilot's notes and the adapt_delta used."""
     bars = ChainProgress(settings.iter_warmup, settings.iter_sampling) if progress else None
     sampling_started = time.perf_counter()
     try:
-        if keys is None:
-            outputs, ran, notes = (
-                engine.sample(program, candidates[0].data, settings, bars),
-                candidates[0],
-                (),
-            )
+        if check is None:
+            outputs = engine.sample(program, candidates[0].data, settings, bars)
+            ran, notes, used = candidates[0], (), settings.adapt_delta
         else:
-            outputs, ran, notes = sample_checked(engine, program, candidates, settings, keys, bars)
+            keys, careful = check
+            outputs, ran, notes, used = sample_checked(
+                engine, program, candidates, settings, keys, bars, careful
+            )
     finally:
         if bars is not None:
             bars.close()
@@ -574,7 +577,7 @@ def _sample(engine, program, candidates, settings, progress, started, keys):
     }
     if first:
         timings["until_sampler_started"] = min(first) - started
-    return draws, timings, problems, ran, notes
+    return draws, timings, problems, ran, notes, used
 
 
 def get_prior(

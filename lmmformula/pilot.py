@@ -29,6 +29,8 @@ from .engines.base import ChainOutput, SamplerSettings
 TARGET_ESS_PER_DRAW = 0.1
 #: R-hat of the pilot above which chains that started apart have not met.
 PILOT_RHAT = 1.1
+#: adapt_delta values to warm up again with, in turn, while a pilot diverges (when the user set none).
+CAREFUL = (0.95, 0.99)
 
 
 def pilot_size(settings: SamplerSettings) -> int:
@@ -52,8 +54,13 @@ class Verdict:
     worst: tuple[str, ...]  # the key quantities that mix worst
 
     @property
+    def mixing(self) -> bool:
+        """The chains have met and move fast enough for the run's target ESS."""
+        return self.max_rhat <= PILOT_RHAT and self.projected_ess >= self.target_ess
+
+    @property
     def failing(self) -> bool:
-        return self.divergences > 0 or self.max_rhat > PILOT_RHAT or self.projected_ess < self.target_ess
+        return self.divergences > 0 or not self.mixing
 
     @property
     def ess_per_second(self) -> float:
@@ -104,12 +111,13 @@ def judge(label: str, outputs: list[ChainOutput], settings: SamplerSettings, key
 
 
 def better(candidate: Verdict, current: Verdict) -> bool:
-    """Whether to switch to ``candidate``: it passes where ``current`` fails, or both fail (or pass) and
-    it has fewer divergences or clearly more ESS per second."""
-    if candidate.failing != current.failing:
-        return not candidate.failing
-    if candidate.divergences != current.divergences:
-        return candidate.divergences < current.divergences
+    """Whether to switch to ``candidate``. Chains that mix come first (divergences may yield to a
+    higher adapt_delta, chains that have not met to nothing but more time); then no divergences;
+    then clearly more ESS per second (by a fifth: a pilot's ESS is rough)."""
+    if candidate.mixing != current.mixing:
+        return candidate.mixing
+    if (candidate.divergences > 0) != (current.divergences > 0):
+        return candidate.divergences == 0
     return candidate.ess_per_second > 1.2 * current.ess_per_second
 
 
@@ -128,46 +136,58 @@ def sample_checked(
     settings: SamplerSettings,
     keys: tuple[Sequence[str], int],
     progress: Callable | None = None,
-) -> tuple[list[ChainOutput], Candidate, tuple[str, ...]]:
+    careful: Sequence[float] = (),
+) -> tuple[list[ChainOutput], Candidate, tuple[str, ...], float]:
     """NUTS on ``candidates[0]``, checked at the end of warm-up (see the module's docstring): the
-    chains' outputs, the candidate that ran, and notes on what was tried. ``keys``: the family's
-    parameter names and the number of group-level blocks."""
+    chains' outputs, the candidate that ran, notes on what was tried, and the adapt_delta its
+    warm-up used. ``keys``: the family's parameter names and the number of group-level blocks.
+    ``careful``: higher adapt_delta values to warm the chosen candidate up again with, in turn,
+    while its pilot has divergent transitions (empty when the user set adapt_delta)."""
     pilot = pilot_size(settings)
     if not pilot:
-        return engine.sample(program, candidates[0].data, settings, progress), candidates[0], ()
+        outputs = engine.sample(program, candidates[0].data, settings, progress)
+        return outputs, candidates[0], (), settings.adapt_delta
     seed = settings.seed if settings.seed is not None else random.randrange(2**31)
     first = replace(settings, seed=seed, iter_sampling=pilot)
-    chosen = candidates[0]
-    outputs = engine.sample(program, chosen.data, first, _quiet_totals(progress))
-    verdict = judge(chosen.label, outputs, settings, keys)
-    notes = [str(verdict)]
-    if verdict.failing:
-        for candidate in candidates[1:]:
-            tried = engine.sample(program, candidate.data, first, _quiet_totals(progress))
-            other = judge(candidate.label, tried, settings, keys)
-            notes.append(str(other))
-            if better(other, verdict):
-                chosen, outputs, verdict = candidate, tried, other
-                notes.append(f"switched to {candidate.label}")
-            if not verdict.failing:
-                break
-    if any(output.adapted is None for output in outputs):  # an engine that did not say: run it whole
-        return (
-            engine.sample(program, chosen.data, replace(settings, seed=seed), progress),
-            chosen,
-            tuple(notes),
+
+    def try_(candidate: Candidate, delta: float, label: str):
+        outputs = engine.sample(
+            program, candidate.data, replace(first, adapt_delta=delta), _quiet_totals(progress)
         )
-    rest = settings.iter_sampling - pilot
+        verdict = judge(label, outputs, settings, keys)
+        notes.append(str(verdict))
+        return outputs, verdict
+
+    notes: list[str] = []
+    chosen, delta = candidates[0], settings.adapt_delta
+    outputs, verdict = try_(chosen, delta, chosen.label)
+    for candidate in candidates[1:]:
+        if not verdict.failing:
+            break
+        tried, other = try_(candidate, delta, candidate.label)
+        if better(other, verdict):
+            chosen, outputs, verdict = candidate, tried, other
+            notes.append(f"switched to {candidate.label}")
+    for higher in careful:
+        if verdict.divergences == 0 or not higher > delta:
+            continue
+        tried, other = try_(chosen, higher, f"{chosen.label} at adapt_delta {higher}")
+        if other.divergences < verdict.divergences and (other.mixing or not verdict.mixing):
+            outputs, verdict, delta = tried, other, higher
+            notes.append(f"adapt_delta raised to {higher}")
+    if any(output.adapted is None for output in outputs):  # an engine that did not say: run it whole
+        whole = replace(settings, seed=seed, adapt_delta=delta)
+        return engine.sample(program, chosen.data, whole, progress), chosen, tuple(notes), delta
     continued = replace(
         settings,
         seed=(seed + 1) % 2**31,  # another random stream than the warm-up's
         iter_warmup=0,
-        iter_sampling=rest,
+        iter_sampling=settings.iter_sampling - pilot,
         init=[last_draw(output) for output in outputs],
         adapted=tuple(output.adapted for output in outputs),
     )
     more = engine.sample(program, chosen.data, continued, _shifted(progress, settings.iter_warmup + pilot))
-    return [join(a, b) for a, b in zip(outputs, more)], chosen, tuple(notes)
+    return [join(a, b) for a, b in zip(outputs, more)], chosen, tuple(notes), delta
 
 
 def last_draw(output: ChainOutput) -> dict:

@@ -85,12 +85,15 @@ def test_a_divergent_transition_fails_the_pilot():
     assert verdict.divergences == 4 and verdict.failing
 
 
-def test_better_prefers_passing_then_fewer_divergences_then_clearly_more_ess_per_second():
+def test_better_prefers_mixing_then_no_divergences_then_clearly_more_ess_per_second():
     good = judge("a", _mixed(), SETTINGS, KEYS)
     bad = judge("b", _stuck(), SETTINGS, KEYS)
     divergent = judge("c", _mixed(divergent=1), SETTINGS, KEYS)
     assert better(good, bad) and not better(bad, good)
-    assert better(bad, divergent)  # both fail: no divergences beats a little more ESS
+    assert better(good, divergent) and not better(divergent, good)
+    # both fail: chains that mix (a higher adapt_delta may remove their divergences) beat chains that
+    # have not met
+    assert better(divergent, bad) and not better(bad, divergent)
     slower = replace(good, seconds_per_draw=good.seconds_per_draw * 1.1)
     assert not better(good, slower)  # within 20 %: keep the first choice
     assert better(good, replace(good, seconds_per_draw=good.seconds_per_draw * 2))
@@ -107,7 +110,8 @@ class _Engine:
     def sample(self, program, data, settings, progress=None):
         self.calls.append((data["which"], settings))
         if settings.adapted is None:
-            return self.pilots[data["which"]]
+            careful = f"{data['which']}@{settings.adapt_delta}"
+            return self.pilots.get(careful, self.pilots[data["which"]])
         return [_chain(c, {}, draws=settings.iter_sampling) for c in range(1, settings.chains + 1)]
 
 
@@ -117,7 +121,7 @@ def test_a_failing_first_choice_switches_and_the_better_one_is_continued():
         Candidate("centered", {"which": "centered"}),
         Candidate("noncentered", {"which": "noncentered"}),
     ]
-    outputs, ran, notes = sample_checked(engine, None, candidates, SETTINGS, KEYS)
+    outputs, ran, notes, delta = sample_checked(engine, None, candidates, SETTINGS, KEYS)
     assert ran.label == "noncentered"
     assert notes[-1] == "switched to noncentered" and notes[0].startswith("centered: pilot")
     assert [which for which, _ in engine.calls] == ["centered", "noncentered", "noncentered"]
@@ -135,7 +139,7 @@ def test_a_failing_first_choice_switches_and_the_better_one_is_continued():
 def test_a_passing_first_choice_is_continued_without_trying_others():
     engine = _Engine({"auto": _mixed(), "other": _stuck()})
     candidates = [Candidate("auto", {"which": "auto"}), Candidate("other", {"which": "other"})]
-    _, ran, notes = sample_checked(engine, None, candidates, SETTINGS, KEYS)
+    _, ran, notes, _ = sample_checked(engine, None, candidates, SETTINGS, KEYS)
     assert ran.label == "auto" and len(notes) == 1
     assert [which for which, _ in engine.calls] == ["auto", "auto"]
 
@@ -143,20 +147,40 @@ def test_a_passing_first_choice_is_continued_without_trying_others():
 def test_a_failing_choice_without_alternatives_goes_on_and_says_so():
     """parameterization chosen by the user: no switch, the note carries the verdict for the warning."""
     engine = _Engine({"noncentered": _stuck()})
-    _, ran, notes = sample_checked(
+    _, ran, notes, _ = sample_checked(
         engine, None, [Candidate("noncentered", {"which": "noncentered"})], SETTINGS, KEYS
     )
     assert ran.label == "noncentered"
     assert "worst b[1]" in notes[0]
 
 
-def test_a_failing_alternative_does_not_replace_a_less_failing_first_choice():
-    engine = _Engine({"auto": _mixed(), "other": _mixed(divergent=3)})
-    auto = _stuck()  # R-hat fails, no divergences
-    engine.pilots["auto"] = auto
+def test_an_alternative_that_has_not_met_either_does_not_replace_the_first_choice():
+    engine = _Engine({"auto": _stuck("b.1"), "other": _stuck("sd_1.1")})
     candidates = [Candidate("auto", {"which": "auto"}), Candidate("other", {"which": "other"})]
-    _, ran, notes = sample_checked(engine, None, candidates, SETTINGS, KEYS)
-    assert ran.label == "auto" and not any(n.startswith("switched") for n in notes)
+    _, ran, notes, _ = sample_checked(engine, None, candidates, SETTINGS, KEYS)
+    assert ran.label == "auto" and len(notes) == 2
+
+
+def test_divergences_warm_up_again_at_a_higher_adapt_delta():
+    """A mixing pilot with divergent transitions is warmed up again at each careful adapt_delta in turn
+    until one has none; the run goes on from that warm-up and reports its adapt_delta."""
+    engine = _Engine(
+        {"auto": _mixed(divergent=2), "auto@0.95": _mixed(divergent=1), "auto@0.99": _mixed(divergent=0)}
+    )
+    outputs, ran, notes, delta = sample_checked(
+        engine, None, [Candidate("auto", {"which": "auto"})], SETTINGS, KEYS, careful=(0.95, 0.99)
+    )
+    assert delta == 0.99 and notes[-1] == "adapt_delta raised to 0.99"
+    assert [s.adapt_delta for _, s in engine.calls] == [
+        0.8,
+        0.95,
+        0.99,
+        0.8,
+    ]  # the continuation adapts nothing
+    # without careful values (the user set adapt_delta) nothing is warmed up again
+    engine.calls.clear()
+    *_, delta = sample_checked(engine, None, [Candidate("auto", {"which": "auto"})], SETTINGS, KEYS)
+    assert delta == 0.8 and len(engine.calls) == 2
 
 
 def test_short_runs_are_not_checked():
