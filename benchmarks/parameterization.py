@@ -49,7 +49,7 @@ import numpy as np
 import lmmformula as lf
 from lmmformula import diagnostics
 from lmmformula.cache import strip_comments
-from lmmformula.codegen import column_means, center_map
+from lmmformula.codegen import center_map, column_means
 from lmmformula.draws import Draws
 from lmmformula.stanc import check_program
 
@@ -162,7 +162,9 @@ def build(case: Case, column: str) -> lf.Model:
     coefficients = model.design.coefficient_names
     for i, (block, choice) in enumerate(zip(model.design.blocks, naive(case)), start=1):
         if f"F_{i}" in model.stan_data:
-            model.stan_data[f"F_{i}"] = center_map(block, coefficients, choice.centers, column_means(model.data_design))
+            model.stan_data[f"F_{i}"] = center_map(
+                block, coefficients, choice.centers, column_means(model.data_design)
+            )
         if f"w_{i}" in model.stan_data:  # a block centered on a coefficient is not swept
             model.stan_data[f"w_{i}"] = np.zeros_like(model.stan_data[f"w_{i}"])
     return model

@@ -14,6 +14,7 @@ import numpy as np
 
 from . import __version__, names
 from .design import INTERCEPT, Design, DesignSpec, GroupBlock
+from .nesting import nested_in, parent_levels
 from .parameterization import BlockParameterization
 from .priors import PriorCode, Priors, scalar_prior, vector_priors
 
@@ -33,6 +34,9 @@ class BlockCode:
     center: str | None  # Stan expression of what the columns vary around, if any
     level_center: str | None  # and of each level's share of the population-level part (intercept first)
     intercept_first: bool  # the first column is the intercept (all ones): no multiplication
+    parent: names.BlockNames | None  # of a block nested in another: that block's names
+    level_predictors: bool  # has level-constant predictors data (G_i): intercept first, and slopes
+    parent_factor: str | None  # the factor of the block it is nested in (for comments)
     sweep: bool  # has sweep weights: its intercepts' mean can be swept into the population intercept
     n_columns: int
     factor: str
@@ -112,20 +116,47 @@ def prior_code(spec: DesignSpec, priors: Priors, intercept: str = names.INTERCEP
     return out
 
 
-def block_codes(spec: DesignSpec, parameterizations: tuple[BlockParameterization, ...]) -> list[BlockCode]:
+def block_codes(design: Design, parameterizations: tuple[BlockParameterization, ...]) -> list[BlockCode]:
     """Per block: its template, its center and how its columns enter the linear predictor."""
+    spec = design.spec
     coefficients = _coefficients(spec)[0]
     sweeping = sweeps(spec)
+    parents = nested_in(design)
     return [
-        _block_code(i, block, parameterization, coefficients, bool(spec.fixed_columns), sweeping)
-        for i, (block, parameterization) in enumerate(zip(spec.blocks, parameterizations), start=1)
+        _block_code(
+            i,
+            block,
+            parameterization,
+            coefficients,
+            bool(spec.fixed_columns),
+            sweeping,
+            parent,
+            None if parent is None else spec.blocks[parent].factor.name,
+        )
+        for i, (block, parameterization, parent) in enumerate(
+            zip(spec.blocks, parameterizations, parents), start=1
+        )
     ]
+
+
+def parents_first(blocks: list[BlockCode]) -> list[BlockCode]:
+    """The blocks in an order in which every block comes after the block it is nested in (whose effects
+    its centers read)."""
+    depth = {}
+    by_index = {block.index: block for block in blocks}
+
+    def depth_of(block: BlockCode) -> int:
+        if block.index not in depth:
+            depth[block.index] = 0 if block.parent is None else 1 + depth_of(by_index[block.parent.index])
+        return depth[block.index]
+
+    return sorted(blocks, key=lambda block: (depth_of(block), block.index))
 
 
 def render_code(design: Design, parameterizations: tuple[BlockParameterization, ...], priors: Priors) -> str:
     """The Stan program for ``design``; data sizes and prior numbers stay in the data."""
     spec = design.spec
-    blocks = block_codes(spec, parameterizations)
+    blocks = block_codes(design, parameterizations)
     code = (
         _environment()
         .get_template("model.stan.j2")
@@ -142,6 +173,7 @@ def render_code(design: Design, parameterizations: tuple[BlockParameterization, 
             design_matrix="Xc" if spec.has_intercept else "X",
             n_coefficients=_coefficients(spec)[1],
             blocks=blocks,
+            blocks_parents_first=parents_first(blocks),
             correlated_blocks=[block for block in blocks if block.correlated],
             swept_blocks=[block for block in blocks if block.sweep],
             swept=names.SWEPT,
@@ -177,7 +209,8 @@ def build_data(design: Design, parameterizations: tuple[BlockParameterization, .
         data[names.SLOPE_COUNT] = len(spec.fixed_columns)
         data[names.DESIGN] = design.X
     for i, (block, code, choice, Z, J) in enumerate(
-        zip(spec.blocks, block_codes(spec, parameterizations), parameterizations, design.Z, design.J), start=1
+        zip(spec.blocks, block_codes(design, parameterizations), parameterizations, design.Z, design.J),
+        start=1,
     ):
         block_names = names.block(i)
         data[block_names.levels] = len(block.factor.levels)
@@ -189,10 +222,13 @@ def build_data(design: Design, parameterizations: tuple[BlockParameterization, .
             data[block_names.center_map] = center_map(
                 block, spec.center_names, choice.centers, column_means(design)
             )
-        if code.level_center:
+        if code.level_predictors:
             data[block_names.level_center_map] = level_center_map(design, i - 1, choice.level_centers)
         if code.sweep:
             data[block_names.sweep_weights] = sweep_weights(J, len(block.factor.levels), choice.swept)
+        if code.parent is not None:
+            data[block_names.parent_switch] = float(choice.parent is not None)
+            data[block_names.parent_level] = parent_levels(design, i - 1, code.parent.index - 1)
     if priors.bounded:
         data[names.SLOPE_LOWER] = np.array([lb for lb, _ in priors.b_bounds], dtype=float)
         data[names.SLOPE_UPPER] = np.array([ub for _, ub in priors.b_bounds], dtype=float)
@@ -330,19 +366,28 @@ def _block_code(
     coefficients: str | None,
     slopes: bool,
     sweeping: bool,
+    parent: int | None,
+    parent_factor: str | None,
 ) -> BlockCode:
     block_names = names.block(index)
     intercept_first = block.columns[0] == INTERCEPT
+    parent_names = names.block(parent + 1) if parent is not None else None
+    # what a centered intercept varies around beyond its population-level center: its level-constant
+    # predictors, and for a nested block its parent level's effect (when switched on)
+    parts = [f"{block_names.level_center_map} * {coefficients}"] if intercept_first and slopes else []
+    if parent_names is not None:
+        parts.append(f"{block_names.parent_switch} * {parent_names.effects}[{block_names.parent_level}, 1]")
     return BlockCode(
         index=index,
         template=f"group/{'correlated' if block.correlated else 'uncorrelated'}.stan.j2",
         parameterization=comment_safe(choice),
         correlated=block.correlated,
         center=f"{block_names.center_map} * {coefficients}" if coefficients else None,
-        level_center=f"{block_names.level_center_map} * {coefficients}"
-        if intercept_first and slopes
-        else None,
+        level_center=" + ".join(parts) or None,
         intercept_first=intercept_first,
+        parent=parent_names,
+        level_predictors=intercept_first and slopes,
+        parent_factor=comment_safe(parent_factor) if parent_factor is not None else None,
         sweep=sweeping and intercept_first,
         n_columns=len(block.columns),
         factor=comment_safe(block.factor.name),

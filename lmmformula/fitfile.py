@@ -160,7 +160,7 @@ def load(path: str | Path) -> Fit:
         prior,
         pareto_k=content["pareto_k"],
         importance_ess=content["importance_ess"],
-        notes=tuple(content.get("notes", ())),  # files written before the check at the end of warm-up have none
+        notes=tuple(content.get("notes", ())),  # none in files written before the warm-up check
         parameterization=content.get("parameterization"),
     )
 

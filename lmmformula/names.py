@@ -96,6 +96,17 @@ class BlockNames:
         (all zero: not swept)."""
         return self._named("w")
 
+    @property
+    def parent_switch(self) -> str:
+        """Of a nested block: 1 when its centered intercepts also vary around their parent level's
+        effect, 0 when not."""
+        return self._named("H")
+
+    @property
+    def parent_level(self) -> str:
+        """Of a nested block: each level's level of the block it is nested in."""
+        return self._named("P")
+
     # parameters and derived quantities
     @property
     def sd(self) -> str:

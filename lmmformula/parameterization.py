@@ -30,11 +30,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy.stats import chi2
 
 from .design import INTERCEPT, Design, DesignSpec
 from .errors import ArgumentError
-from .families import GAUSSIAN, Family, get_family
+from .information import block_information
+from .nesting import chain, nested_in
 
 PARAMETERIZATIONS = ("auto", "centered", "noncentered")
 
@@ -79,6 +79,11 @@ class BlockParameterization:
         level's intercept also varies around that level's value times the coefficient
         (hierarchical centering on group-level predictors). A coefficient may be a center of
         at most one block.
+    parent : str, optional
+        For a block whose intercept is sampled centered and whose levels are nested in another block's
+        (``(1 | batch/cask)``, or broods within locations): that block's factor; the levels' intercepts
+        then also vary around their parent level's effect (hierarchical centering along the nesting,
+        :mod:`lmmformula.nesting`).
     swept : bool, default False
         For a block whose first column is the intercept and which varies around zero (no
         centers, no level centers): sample the population intercept plus the weighted mean of
@@ -102,6 +107,7 @@ class BlockParameterization:
     noncentered: tuple[str, ...] = ()
     level_centers: tuple[str, ...] = ()
     swept: bool = False
+    parent: str | None = None
 
     def __post_init__(self) -> None:
         # lenient here (checked where used, see _check_explicit): one name or None for a tuple
@@ -120,6 +126,8 @@ class BlockParameterization:
         text = f"centered on population {', '.join(self.centers)}" if self.centers else "centered at zero"
         if self.level_centers:
             text += f", intercepts also on per-level {', '.join(self.level_centers)}"
+        if self.parent:
+            text += f", around their {self.parent} level's effect"
         if self.noncentered:
             text += f"; {', '.join(self.noncentered)} non-centered"
         return text + ("; intercepts swept" if self.swept else "")
@@ -181,6 +189,7 @@ def choose_parameterizations(
         replace(choice, level_centers=tuple(names)) if names else choice
         for choice, names in zip(choices, levels)
     ]
+    choices = chain(design, choices, [i in ruled for i in range(len(blocks))])
     return sweep(design, tuple(choices), ruled, ratios)
 
 
@@ -193,6 +202,7 @@ def sweepable(spec: DesignSpec, block_index: int, choice: BlockParameterization)
         and spec.blocks[block_index].columns[0] == INTERCEPT
         and not choice.centers
         and not choice.level_centers
+        and not choice.parent
     )
 
 
@@ -213,9 +223,13 @@ def sweep(
     only tie the intercept to the block's sd. Measured in docs/parameterization.md.
     """
     spec = design.spec
+    parents = {choice.parent for choice in choices if choice.parent}  # a nested block varies around them
     return tuple(
         replace(choice, swept=True)
-        if i in ruled and sweepable(spec, i, choice) and bool(ratios[i][0] > 1.0)
+        if i in ruled
+        and sweepable(spec, i, choice)
+        and bool(ratios[i][0] > 1.0)
+        and spec.blocks[i].factor.name not in parents
         else choice
         for i, choice in enumerate(choices)
     )
@@ -393,6 +407,15 @@ def _check_explicit(entry: BlockParameterization, design: Design, i: int) -> Non
             f"{where}: swept=True needs a population-level intercept, the intercept as the block's first "
             "column and a block that varies around zero (no centers, no level_centers)"
         )
+    if entry.parent is not None:
+        parent = nested_in(design)[i]
+        if parent is None or design.spec.blocks[parent].factor.name != entry.parent:
+            raise ArgumentError(
+                f"{where}: parent={entry.parent!r} is not a factor its levels are nested in"
+                + (f"; that is {design.spec.blocks[parent].factor.name!r}" if parent is not None else "")
+            )
+        if entry.centered_columns(columns) == 0:
+            raise ArgumentError(f"{where}: parent needs a block whose intercept is sampled centered")
     if entry.level_centers:
         if entry.centered_columns(columns) == 0 or columns[0] != INTERCEPT:
             raise ArgumentError(f"{where}: level_centers needs a block whose intercept is sampled centered")
@@ -409,27 +432,6 @@ def _check_explicit(entry: BlockParameterization, design: Design, i: int) -> Non
                     f"{where}: level_centers: {name!r} is not constant within every level of {factor!r} (or "
                     "is already a center); only a group-level predictor can center the intercepts"
                 )
-
-
-def block_information(design: Design) -> list[np.ndarray]:
-    """Per block, the information ratio of each of its columns (see :func:`information_ratios`)."""
-    weights, residuals, working = _working_residuals(design)
-    dispersion = bool(working.dpars)  # of the family the residuals were read through
-    return [
-        information_ratios(_sampled_columns(block, Z), J, weights, residuals, dispersion)
-        for block, Z, J in zip(design.spec.blocks, design.Z, design.J)
-    ]
-
-
-def _sampled_columns(block, Z: np.ndarray) -> np.ndarray:
-    """The block's design in the coordinates its program samples: a correlated block whose first
-    column is the intercept has its intercept at the means of its other columns (the program's
-    shift C), i.e. those columns centered."""
-    if not (block.correlated and block.columns[0] == INTERCEPT and Z.shape[1] > 1):
-        return Z
-    shifted = Z.astype(float, copy=True)
-    shifted[:, 1:] -= shifted[:, 1:].mean(axis=0)
-    return shifted
 
 
 def assign_centers(
@@ -454,123 +456,3 @@ def assign_centers(
             best = -max(candidates)[1]
             centers[best].append(name)
     return [[c for c in cols if c in chosen] for cols, chosen in zip(columns, centers)]
-
-
-def information_ratios(
-    Z: np.ndarray,
-    J: np.ndarray,
-    weights: np.ndarray,
-    residuals: np.ndarray,
-    gaussian: bool,
-    cautious: bool = True,
-) -> np.ndarray:
-    """Per column: between-group variance over the median group's sampling variance.
-
-    With ``cautious`` the between-group variance is its lower 5 % confidence bound (a
-    chi-square bound on the spread of the per-group estimates), so that few groups, whose
-    sd the data cannot pin down, lean towards the non-centered form.
-    """
-    n_groups, n_columns = int(J.max()), Z.shape[1]
-    index = J - 1
-    A = np.zeros((n_groups, n_columns, n_columns))
-    np.add.at(A, index, weights[:, None, None] * Z[:, :, None] * Z[:, None, :])
-    c = np.zeros((n_groups, n_columns))
-    np.add.at(c, index, (weights * residuals)[:, None] * Z)
-    rows = np.bincount(index, minlength=n_groups)
-    valid = rows > n_columns
-    valid[valid] = np.linalg.cond(A[valid]) < 1e10
-    if valid.sum() < 2:
-        return np.zeros(n_columns)
-    inverse = np.linalg.inv(A[valid])
-    estimates = np.einsum("gij,gj->gi", inverse, c[valid])
-    dispersion = 1.0
-    if gaussian:
-        weighted_ss = np.bincount(index, weights * residuals**2, minlength=n_groups)[valid]
-        rss = weighted_ss - np.einsum("gi,gi->g", c[valid], estimates)
-        dispersion = max(rss.sum() / (rows[valid] - n_columns).sum(), 1e-12)
-    sampling = dispersion * np.einsum("gii->gi", inverse)
-    spread = estimates.var(axis=0, ddof=1)
-    if cautious:
-        groups = len(estimates)
-        spread = spread * chi2.ppf(0.05, groups - 1) / (groups - 1)
-    between = np.maximum(spread - sampling.mean(axis=0), 0.0)
-    all_sampling = np.full((n_groups, n_columns), np.inf)
-    all_sampling[valid] = sampling
-    return between / np.median(all_sampling, axis=0)
-
-
-def _working_residuals(design: Design) -> tuple[np.ndarray, np.ndarray, Family]:
-    """IRLS fit of the fixed part alone: its working weights and working residuals, and the
-    family they were read through (the model's, or its ``working_scale`` / ``working_family``).
-
-    Generic over families: the family's mean and variance functions and its link give the
-    weights ``(d mean / d eta)**2 / variance``; distributional parameters take their registry's
-    typical value, and for a family that has any, :func:`information_ratios` estimates the
-    dispersion itself from the residuals.
-    """
-    family: Family = design.spec.family
-    X = design.X
-    if design.spec.has_intercept:
-        X = np.column_stack([np.ones(design.n), X])
-    y = design.response.y.astype(float)
-    trials = design.response.trials
-    # 'y | weights(w)': a row of weight w informs as much as w rows
-    prior_weights = design.response.weights if design.response.weights is not None else np.ones_like(y)
-    if family.working_scale is not None:  # e.g. lognormal: a gaussian on log y
-        y = family.working_scale(y)
-        family = GAUSSIAN
-    elif family.working_family is not None:  # e.g. hurdle_poisson: its poisson counts, zeros left out
-        family = get_family(family.working_family, family.link)
-        prior_weights = prior_weights * (y > 0)
-    link = family.link_function
-    dpars = {dpar.name: dpar.typical for dpar in family.dpars}
-
-    def mean_of(eta: np.ndarray) -> np.ndarray:
-        return np.asarray(family.mean(link.inverse(eta), **dpars, trials=trials), dtype=float)
-
-    def weights_and_residuals(eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        # d mean / d eta by the chain rule: every registry mean is linear in mu (mu, or trials * mu)
-        slope = np.asarray(family.mean(link.derivative(eta), **dpars, trials=trials), dtype=float)
-        slope = np.where(np.abs(slope) < 1e-8, 1e-8, slope)
-        variance = np.asarray(family.variance(link.inverse(eta), **dpars, trials=trials), dtype=float)
-        weights = np.maximum(slope**2 / np.maximum(variance, 1e-12), 1e-8) * prior_weights
-        return weights, (y - mean_of(eta)) / slope
-
-    offset = design.offset if design.offset is not None else np.zeros_like(y)
-    eta = _starting_eta(family, y, trials) if X.shape[1] else offset
-    with np.errstate(all="ignore"):
-        for _ in range(25):
-            if not X.shape[1]:
-                break
-            weights, residuals = weights_and_residuals(eta)
-            working = eta + residuals - offset
-            root = np.sqrt(weights)
-            if not (np.isfinite(working).all() and np.isfinite(root).all()):
-                break  # e.g. an identity link stepping outside the family's support: keep the last fit
-            try:
-                beta = np.linalg.lstsq(X * root[:, None], working * root, rcond=None)[0]
-            except np.linalg.LinAlgError:
-                break
-            candidate = X @ beta + offset
-            if not np.isfinite(family.variance(link.inverse(candidate), **dpars, trials=trials)).all():
-                break
-            eta = candidate
-        weights, residuals = weights_and_residuals(eta)
-    bad = ~(np.isfinite(weights) & np.isfinite(residuals))
-    return np.where(bad, 1e-8, weights), np.where(bad, 0.0, residuals), family
-
-
-def _starting_eta(family: Family, y: np.ndarray, trials: np.ndarray | None) -> np.ndarray:
-    """The link of the response, nudged off the edges of its range (0 counts, 0/1 outcomes)."""
-    link = family.link_function
-    with np.errstate(all="ignore"):
-        if family.response in ("binary", "binomial"):
-            n = trials.astype(float) if trials is not None else np.ones_like(y)
-            eta = link.function((y + 0.5) / (n + 1.0))
-        elif family.response == "count":
-            eta = link.function(y + 0.5)
-        else:
-            eta = link.function(y)
-    if not np.isfinite(eta).all():  # e.g. log of a non-positive gaussian response: start flat
-        eta = np.full_like(y, float(np.nanmedian(eta[np.isfinite(eta)])) if np.isfinite(eta).any() else 0.0)
-    return eta
