@@ -93,12 +93,16 @@ def test_link_checker_finds_a_broken_link_and_anchor(tmp_path):
 
 
 def _pandoc_stand_in(folder: Path) -> Path:
-    """A ``pandoc`` that records each call in ``calls`` and fails (Debian's pandoc 2.17 spins for
-    minutes on mkdocstrings' ``:::`` lines, so the build must never call it)."""
+    """A ``pandoc`` that answers ``--version`` (nbconvert asks) and records any other call in ``calls``,
+    failing it (Debian's pandoc 2.17 spins for minutes on mkdocstrings' ``:::`` lines, so the build must
+    never hand it a page)."""
     folder.mkdir()
     calls = folder / "calls"
     script = folder / "pandoc"
-    script.write_text(f'#!/bin/sh\necho "$@" >> "{calls}"\nexit 1\n')
+    script.write_text(
+        f'#!/bin/sh\nif [ "$1" = "--version" ]; then echo "pandoc 2.17.1.1"; exit 0; fi\n'
+        f'echo "$@" >> "{calls}"\nexit 1\n'
+    )
     script.chmod(0o755)
     return calls
 

@@ -14,13 +14,12 @@ from lmmformula import names
 from lmmformula.cache import strip_comments
 from lmmformula.codegen import build_data, render_code
 from lmmformula.engines import embedded
+from lmmformula.information import block_information, information_ratios
 from lmmformula.parameterization import (
     BlockParameterization,
     assign_centers,
-    block_information,
     center_threshold,
     default_adapt_delta,
-    information_ratios,
 )
 
 CENTERED_ON_INTERCEPT = BlockParameterization(True, ("Intercept",))
