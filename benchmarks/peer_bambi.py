@@ -37,6 +37,12 @@ FORMULA = "y ~ x1 + x2 + x3 + x4 + x5 + (1 | subject) + (1 | item)"
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("csv", help="data written by simulations.py --write-csv crossed_bernoulli PATH")
+    parser.add_argument(
+        "--formula", default=FORMULA, help="a bernoulli model of the CSV (default: the simulation's)"
+    )
+    parser.add_argument(
+        "--categorical", default="subject,item", help="columns read as labels (comma-separated)"
+    )
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--tune", type=int, default=1000)
@@ -78,7 +84,7 @@ def fit_split(data, args: argparse.Namespace, peers: dict) -> tuple[object, dict
     """Build with bambi, compile and sample with nutpie, each step timed."""
     bambi, nutpie, pymc = peers["bambi"], peers["nutpie"], peers["pymc"]
     started = time.perf_counter()
-    model = bambi.Model(FORMULA, data, family="bernoulli")
+    model = bambi.Model(args.formula, data, family="bernoulli")
     model.build()
     built = time.perf_counter()
     compiled = nutpie.compile_pymc_model(model.backend.model, var_names=sampled_variables(model, pymc))
@@ -106,7 +112,7 @@ def fit_split(data, args: argparse.Namespace, peers: dict) -> tuple[object, dict
 def fit_whole(data, args: argparse.Namespace, peers: dict) -> tuple[object, dict]:
     """bambi's own ``fit(inference_method="nutpie")``, timed as one step."""
     started = time.perf_counter()
-    model = peers["bambi"].Model(FORMULA, data, family="bernoulli")
+    model = peers["bambi"].Model(args.formula, data, family="bernoulli")
     idata = model.fit(
         draws=args.draws,
         tune=args.tune,
@@ -143,7 +149,12 @@ def diagnose(idata, arviz) -> dict:
     rhat, rhat_name = extreme(arviz.rhat(posterior), "max")
     stats = idata.sample_stats
     steps = stats["n_steps"] if "n_steps" in stats else None
+    # like lmmformula's benchmarks: population-level coefficients and group sds only
+    kept = [name for name in posterior.data_vars if "|" not in name or name.endswith("_sigma")]
+    population_ess, population_name = extreme(arviz.ess(posterior[kept], method="bulk"), "min")
     return {
+        "min_bulk_ess_population_sd": population_ess,
+        "worst_population_sd_parameter": population_name,
         "min_bulk_ess": ess,
         "worst_ess_parameter": ess_name,
         "max_rhat": rhat,
@@ -158,7 +169,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     args.cores = args.cores or min(args.chains, os.cpu_count() or 1)
     peers, import_s = import_peers()
-    data = peers["pandas"].read_csv(args.csv, dtype={"subject": str, "item": str})
+    data = peers["pandas"].read_csv(
+        args.csv, dtype={name: str for name in args.categorical.split(",") if name}
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         runner = fit_split if args.mode == "split" else fit_whole
@@ -166,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
     record = {
         "tool": f"bambi {peers['bambi'].__version__} + nutpie {peers['nutpie'].__version__}",
         "mode": args.mode,
-        "formula": FORMULA,
+        "formula": args.formula,
         "rows": len(data),
         "chains": args.chains,
         "tune": args.tune,

@@ -79,7 +79,9 @@ def chain(design: Design, choices: list, ruled: list[bool]) -> list:
                 parent = replace(parent, centers=(INTERCEPT, *parent.centers))
             if INTERCEPT in parent.centers and INTERCEPT not in child.centers:
                 child = replace(child, centers=(INTERCEPT, *child.centers))
-        inherited = tuple(name for name in parent.level_centers if name not in child.level_centers)
+        inherited = tuple(
+            name for name in parent.level_centers if name not in (*child.level_centers, *child.centers)
+        )
         choices[p] = replace(parent, swept=False)
         choices[i] = replace(
             child,

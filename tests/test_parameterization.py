@@ -109,7 +109,12 @@ def test_nested_factors_center_the_outer_one():
     data = pd.DataFrame({"y": y, "school": [f"s{i}" for i in school], "klass": [f"c{i % 5}" for i in klass]})
     model = lf.Model("y ~ 1 + (1 | school/klass)", data)
     assert [b.factor.name for b in model.design.blocks] == ["school", "school:klass"]
-    assert model.parameterizations == (CENTERED_ON_INTERCEPT, SWEPT_AT_ZERO)
+    # both informed: the schools on the intercept, the classes on their school's coefficient (a chain:
+    # lmmformula.nesting), so neither is swept
+    assert model.parameterizations == (
+        CENTERED_ON_INTERCEPT,
+        BlockParameterization(True, ("Intercept",), parent="school"),
+    )
 
 
 def test_slopes_on_two_crossed_factors_each_coefficient_has_one_center():
@@ -391,7 +396,8 @@ def test_level_constant_predictors_center_the_intercepts_of_the_factor_they_desc
     model = lf.Model("y ~ w + v + x + (1 | school) + (1 | klass)", data, parameterization="centered")
     school, klass = model.parameterizations
     assert school.level_centers == ("w",)  # constant within schools and classes: the coarser factor
-    assert klass.level_centers == ("v",)  # constant within classes only
+    # v is constant within classes only; the classes, centered on their school's coefficient, also carry w
+    assert klass.level_centers == ("v", "w") and klass.parent == "school"
     assert "x" not in school.level_centers + klass.level_centers  # varies within classes
     G = model.stan_data[names.block(1).level_center_map]  # levels x (Intercept, w, v, x)
     per_school = data.groupby("school", sort=False)["w"].first()
