@@ -20,12 +20,25 @@ def block_information(design: Design) -> list[np.ndarray]:
     nested blocks the intercepts' ratios are split along the nesting (:func:`split_nested`)."""
     weights, residuals, working = _working_residuals(design)
     dispersion = bool(working.dpars)  # of the family the residuals were read through
-    parts = [
-        information_parts(_sampled_columns(block, Z), J, weights, residuals, dispersion)
-        for block, Z, J in zip(design.spec.blocks, design.Z, design.J)
-    ]
+    blocks = design.spec.blocks
+    columns = [_sampled_columns(block, Z) for block, Z in zip(blocks, design.Z)]
+    parents = nested_in(design)
+    parts = [information_parts(Z, J, weights, residuals, dispersion) for Z, J in zip(columns, design.J)]
+    # crossed blocks: each block's per-level estimates also carry the other blocks' effects (their spread
+    # inflates the residual variance a level's rows show), so estimate each again from the residuals less
+    # the others' shrunken fits (backfitting, twice); blocks nested in one another are left in, their
+    # effects are one hierarchy (split_nested)
+    related = {(i, j) for i, j in enumerate(parents) if j is not None}
+    crossed = [[k for k in range(len(blocks)) if k != i and (i, k) not in related and (k, i) not in related]
+               for i in range(len(blocks))]  # fmt: skip
+    for _ in range(2 if any(crossed) else 0):
+        fits = [part.fitted(Z, J) for part, Z, J in zip(parts, columns, design.J)]
+        parts = [
+            information_parts(Z, J, weights, residuals - sum((fits[k] for k in crossed[i]), 0.0), dispersion)
+            for i, (Z, J) in enumerate(zip(columns, design.J))
+        ]
     ratios = [part.ratios() for part in parts]
-    for child, parent in enumerate(nested_in(design)):
+    for child, parent in enumerate(parents):
         if parent is not None:
             parent_of = parent_levels(design, child, parent) - 1
             ratios[child][0], ratios[parent][0] = split_nested(parts[child], parts[parent], parent_of)
@@ -56,6 +69,16 @@ class Parts:
 
     def ratios(self, cautious: bool = True) -> np.ndarray:
         return self.between(cautious) / self.median_sampling
+
+    def fitted(self, Z: np.ndarray, J: np.ndarray) -> np.ndarray:
+        """Per row, the block's part of the residuals: each level's estimates shrunk towards zero by
+        ``between / (between + sampling)`` (zero for levels without an estimate)."""
+        between = self.between(cautious=False)
+        coefficients = np.zeros((int(J.max()), Z.shape[1]))
+        if self.count:
+            shrink = between / np.maximum(between + self.sampling, 1e-300)
+            coefficients[self.groups] = self.estimates * shrink
+        return np.einsum("nk,nk->n", Z, coefficients[J - 1])
 
 
 def split_nested(child: Parts, parent: Parts, parent_of: np.ndarray) -> tuple[float, float]:
