@@ -10,6 +10,7 @@ kernel interrupt, SIGTERM). Executables are cached in the same cache, under ``cm
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import logging
 import os
@@ -107,9 +108,11 @@ def sample(
         finally:
             shutil.rmtree(folder, ignore_errors=True)
     adapted = [None] * settings.chains
-    if settings.iter_warmup > 0 and fit.step_size is not None and fit.metric is not None:
+    metric = getattr(fit, "inv_metric", None)
+    metric = fit.metric if metric is None else metric  # cmdstanpy < 1.3 names it metric
+    if settings.iter_warmup > 0 and fit.step_size is not None and metric is not None:
         adapted = [
-            Adapted(float(fit.step_size[chain]), np.asarray(fit.metric[chain]))
+            Adapted(float(fit.step_size[chain]), np.asarray(metric[chain]))
             for chain in range(settings.chains)
         ]
     return [
@@ -235,6 +238,19 @@ def _read_csv(path: Path) -> tuple[tuple[str, ...], np.ndarray]:
     return tuple(lines[0].strip().split(",")), values
 
 
+def _metric_arguments(model, settings: SamplerSettings) -> dict:
+    """cmdstanpy's metric arguments: the metric's kind, and for a continuation (lmmformula.pilot) each
+    chain's adapted step size and inverse metric (``inv_metric`` from cmdstanpy 1.3; before, dicts passed
+    as ``metric``)."""
+    if settings.adapted is None:
+        return {"metric": f"{settings.metric}_e"}
+    steps = [a.stepsize for a in settings.adapted]
+    if "inv_metric" in inspect.signature(model.sample).parameters:
+        return {"metric": f"{settings.metric}_e", "inv_metric": [a.inv_metric for a in settings.adapted],
+                "step_size": steps}  # fmt: skip
+    return {"metric": [{"inv_metric": a.inv_metric.tolist()} for a in settings.adapted], "step_size": steps}
+
+
 def _sample_into(model, program, data, settings, progress, folder: Path):
     """cmdstanpy's fit, its files in ``folder``, and the console it printed."""
     console = _Console(progress)
@@ -251,10 +267,7 @@ def _sample_into(model, program, data, settings, progress, folder: Path):
                 seed=settings.seed,
                 adapt_delta=settings.adapt_delta,
                 max_treedepth=settings.max_treedepth,
-                metric=f"{settings.metric}_e"
-                if settings.adapted is None
-                else [{"inv_metric": a.inv_metric.tolist()} for a in settings.adapted],
-                step_size=None if settings.adapted is None else [a.stepsize for a in settings.adapted],
+                **_metric_arguments(model, settings),
                 adapt_engaged=settings.adapted is None,
                 inits=settings.init,
                 refresh=settings.refresh,
