@@ -235,9 +235,12 @@ def sweep(
     )
 
 
-#: adapt_delta of a model with a partially centered correlated block whose non-centered slopes the
-#: groups say little about (brms's default 0.8 otherwise).
+#: adapt_delta of a model with a partially centered correlated block of few levels whose non-centered
+#: slopes the groups say little about (brms's default 0.8 otherwise).
 CAREFUL_ADAPT_DELTA = 0.95
+#: Fewer levels than this leave a weakly identified slope sd and correlation wide enough to reach the
+#: edges where the partially centered form curves (sd's relative uncertainty about 1 / sqrt(2 * 50) = 0.1).
+FEW_GROUPS = 50
 
 
 def default_adapt_delta(
@@ -246,21 +249,24 @@ def default_adapt_delta(
     ratios: list[np.ndarray] | None = None,
 ) -> float:
     """NUTS's target acceptance rate when the user gives none: brms's 0.8, or 0.95 when a correlated
-    block is partially centered and one of its non-centered columns has an information ratio
-    below 1 (its own rows tell a group less about it than the population distribution does).
+    block of fewer than :data:`FEW_GROUPS` levels is partially centered and one of its non-centered
+    columns has an information ratio below 1 (its own rows tell a group less about it than the
+    population distribution does).
 
     Such a slope's sd is weakly identified, and so are its correlations, which near +-1 curve the
-    posterior sharply. Measured on Orthodont (`(age | Subject)`, age ratio 0, 8 seeds): 1-6
-    divergent transitions per fit at 0.8, 14 in one fit of eight at 0.9, none at 0.95, for about
-    25 % more sampling time. Sleepstudy (`(Days | Subject)`, Days ratio 1.8) had none at 0.8 in
-    6 seeds, and 0.95 cost it a third of its ESS per second. ``ratios``: :func:`block_information`
-    of ``design``, if already computed.
+    posterior sharply when few groups leave them wide (docs/parameterization.md, step 1b: Orthodont's
+    27 subjects); with many groups they stay away from the edges and the higher rate only costs time
+    (docs/parameterization.md, "Real data"). Divergences that remain are the check at the end of
+    warm-up's to catch (lmmformula.pilot). ``ratios``: :func:`block_information` of ``design``, if
+    already computed.
     """
     spec = design.spec
     partial = [
         i
         for i, (block, choice) in enumerate(zip(spec.blocks, parameterizations))
-        if block.correlated and 0 < choice.centered_columns(block.columns) < len(block.columns)
+        if block.correlated
+        and 0 < choice.centered_columns(block.columns) < len(block.columns)
+        and len(block.factor.levels) < FEW_GROUPS
     ]
     if not partial:
         return 0.8
