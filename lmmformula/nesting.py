@@ -82,7 +82,9 @@ def chain(design: Design, choices: list, ruled: list[bool]) -> list:
         inherited = tuple(
             name for name in parent.level_centers if name not in (*child.level_centers, *child.centers)
         )
-        choices[p] = replace(parent, swept=False)
+        if ruled[p]:  # an entry the user gave is taken as it is (a swept parent is exact too, if slower)
+            parent = replace(parent, swept=False)
+        choices[p] = parent
         choices[i] = replace(
             child,
             parent=spec.blocks[p].factor.name,
