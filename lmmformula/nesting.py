@@ -58,8 +58,8 @@ def chain(design: Design, choices: list, ruled: list[bool]) -> list:
     """Hierarchical centering along the nesting for the blocks the rule decides (``ruled``): a nested block
     whose intercepts are sampled centered varies around its parent level's coefficient (``parent``), so
     it carries whatever the parent's intercepts vary around too (the population intercept, group-level
-    predictors); a centered parent then carries the population intercept if its child had it. A parent
-    that a child varies around is not swept (the child carries the ridge sweeping would remove)."""
+    predictors); a centered parent then carries the population intercept if its child had it. (A parent
+    that a child varies around is then not swept: the child carries the ridge sweeping would remove.)"""
     parents = nested_in(design)
     spec = design.spec
     choices = list(choices)
@@ -82,9 +82,7 @@ def chain(design: Design, choices: list, ruled: list[bool]) -> list:
         inherited = tuple(
             name for name in parent.level_centers if name not in (*child.level_centers, *child.centers)
         )
-        if ruled[p]:  # an entry the user gave is taken as it is (a swept parent is exact too, if slower)
-            parent = replace(parent, swept=False)
-        choices[p] = parent
+        choices[p] = parent  # not swept: parameterization.sweep skips a block a child varies around
         choices[i] = replace(
             child,
             parent=spec.blocks[p].factor.name,

@@ -96,18 +96,15 @@ def judge(label: str, outputs: list[ChainOutput], settings: SamplerSettings, key
     projected = np.nan_to_num(bulk, nan=np.inf) * settings.iter_sampling / pilot
     order = np.argsort(projected)
     seconds = max(o.seconds.get("sampling", np.nan) for o in outputs)
+    target = TARGET_ESS_PER_DRAW * settings.chains * settings.iter_sampling
     return Verdict(
         label=label,
         divergences=int(draws.sampler["divergent__"].sum()),
         max_rhat=float(np.nanmax(rhat)) if np.isfinite(rhat).any() else 1.0,
         projected_ess=float(projected[order[0]]),
-        target_ess=TARGET_ESS_PER_DRAW * settings.chains * settings.iter_sampling,
+        target_ess=target,
         seconds_per_draw=(seconds / pilot) if np.isfinite(seconds) else 1.0,
-        worst=tuple(
-            shown[i]
-            for i in order[:3]
-            if projected[i] < TARGET_ESS_PER_DRAW * settings.chains * settings.iter_sampling
-        ),
+        worst=tuple(shown[i] for i in order[:3] if projected[i] < target),
     )
 
 
